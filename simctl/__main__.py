@@ -1,0 +1,3 @@
+from simctl.cli import main
+
+main()

@@ -1,0 +1,219 @@
+"""A proxied TCP connection: two sockets (client and upstream) and two links between them.
+
+Closing follows Toxiproxy: when a link's source ends (EOF or error) its writer fully
+closes the destination socket; the other link then sees its source end and closes the
+first socket. Half-close is therefore not propagated (toxiproxy-api.md section 3.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from simctl.faults.link import Link
+
+if TYPE_CHECKING:
+    from simctl.faults.proxy import Proxy
+
+DIAL_TIMEOUT = 10.0
+_LINGER_RST = struct.pack("ii", 1, 0)
+
+
+class Side(asyncio.Protocol):
+    """One socket of a proxied connection, as an asyncio protocol."""
+
+    __slots__ = (
+        "conn", "name", "transport", "out_link", "in_link", "write_paused", "_pause_reasons",
+        "_writable", "lost", "closing",
+    )
+
+    def __init__(self, conn: ProxyConnection, name: str) -> None:
+        self.conn = conn
+        self.name = name
+        self.transport: asyncio.Transport | None = None
+        self.out_link: Link | None = None  # the link reading from this socket
+        self.in_link: Link | None = None  # the link writing to this socket
+        self.write_paused = False
+        self._pause_reasons: set[str] = set()
+        self._writable: asyncio.Future[None] | None = None
+        self.lost = False
+        self.closing = False
+
+    # -- protocol callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.conn.side_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        link = self.out_link
+        if link is not None:
+            link.feed(data)
+
+    def eof_received(self) -> bool:
+        if self.out_link is not None:
+            self.out_link.feed_eof()
+        return True  # keep the socket until the other link closes it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.closing = True
+        self._wake_writer()
+        self.conn.side_lost(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.in_link is not None:
+            self.in_link.src.pause_reading("dest")
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_writer()
+        if self.in_link is not None:
+            self.in_link.src.resume_reading("dest")
+
+    # -- used by links -----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closing and data:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if not self.closing and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.lost:
+            self.closing = True
+            self.transport.close()
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._pause_reasons and self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+        self._pause_reasons.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        self._pause_reasons.discard(reason)
+        if not self._pause_reasons and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    async def wait_writable(self) -> None:
+        if not self.write_paused or self.lost:
+            return
+        self._writable = asyncio.get_running_loop().create_future()
+        await self._writable
+
+    def _wake_writer(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def set_linger_rst(self) -> None:
+        sock = self.transport.get_extra_info("socket") if self.transport else None
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            except OSError:
+                pass
+
+
+class ProxyConnection:
+    """Accepted client socket, its upstream dial, and the two links once connected."""
+
+    __slots__ = ("proxy", "seq", "client", "upstream", "up", "down", "dial_task", "dialing", "done")
+
+    def __init__(self, proxy: Proxy, seq: int) -> None:
+        self.proxy = proxy
+        self.seq = seq
+        self.client = Side(self, "client")
+        self.upstream: Side | None = None
+        self.up: Link | None = None
+        self.down: Link | None = None
+        self.dial_task: asyncio.Task[None] | None = None
+        self.dialing = False
+        self.done = False
+
+    def side_made(self, side: Side) -> None:
+        if side is self.client:
+            self.proxy.connections.add(self)
+            side.pause_reading("dial")
+            self.dialing = True
+            self.dial_task = asyncio.get_running_loop().create_task(self._dial())
+
+    async def _dial(self) -> None:
+        try:
+            await self._connect_upstream()
+        finally:
+            self.dialing = False
+            self._maybe_finish()
+
+    async def _connect_upstream(self) -> None:
+        loop = asyncio.get_running_loop()
+        upstream = Side(self, "upstream")
+        try:
+            host, port = self.proxy.upstream_address()
+            await asyncio.wait_for(
+                loop.create_connection(lambda: upstream, host, port), DIAL_TIMEOUT
+            )
+        except (OSError, TimeoutError, ValueError):
+            # Toxiproxy accepts, fails to dial, and closes the client: it reads EOF.
+            self.client.close()
+            return
+        self.upstream = upstream
+        if self.client.closing:
+            upstream.close()
+            return
+        self._link()
+
+    def _link(self) -> None:
+        client, upstream = self.client, self.upstream
+        assert upstream is not None
+        toxics = self.proxy.toxics
+        self.up = Link("upstream", client, upstream, self._rng_for("upstream"), self._fail)
+        self.down = Link("downstream", upstream, client, self._rng_for("downstream"), self._fail)
+        client.out_link = upstream.in_link = self.up
+        upstream.out_link = client.in_link = self.down
+        if toxics.has_resetting_toxic():
+            client.set_linger_rst()
+            upstream.set_linger_rst()
+        self.up.build(toxics.chain("upstream"))
+        self.down.build(toxics.chain("downstream"))
+        client.resume_reading("dial")
+
+    def _rng_for(self, direction: str):
+        def make(spec):  # type: ignore[no-untyped-def]
+            return self.proxy.rng_for(self.seq, direction, spec.name)
+
+        return make
+
+    def _fail(self, exc: BaseException) -> None:
+        self.close()
+
+    def side_lost(self, side: Side) -> None:
+        if side.out_link is not None:
+            side.out_link.feed_eof()
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        upstream_gone = self.upstream is None or self.upstream.lost
+        if self.client.lost and upstream_gone and not self.dialing:
+            self._finish()
+
+    def close(self) -> None:
+        """Close both sockets now (proxy disabled or deleted)."""
+        if self.dial_task is not None and not self.dial_task.done():
+            self.dial_task.cancel()
+        self.client.abort()
+        if self.upstream is not None:
+            self.upstream.abort()
+
+    def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        for link in (self.up, self.down):
+            if link is not None:
+                link.end()
+        self.proxy.connection_finished(self)

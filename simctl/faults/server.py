@@ -1,0 +1,138 @@
+"""The embedded Toxiproxy-compatible server: API plus proxies, usable as a library.
+
+    async with ToxiproxyServer(port=0) as server:
+        ...  # server.url is the API address
+
+``simctl toxiproxy serve`` runs the same object until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from simctl.errors import AddressInUse, InvalidInput
+from simctl.faults import wire
+from simctl.faults.api import ToxiproxyApi
+from simctl.faults.errors import ApiError
+from simctl.faults.metrics import ProxyMetrics
+from simctl.faults.proxy_collection import ProxyCollection
+
+log = logging.getLogger("simctl.faults")
+
+
+def install_uvloop() -> bool:
+    """Use uvloop when it is installed (optional dependency)."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def load_config(path: str | Path) -> list[Any]:
+    """Read a populate-format file; errors are the user's, reported in one line."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        body = wire.decode(raw)
+    except ApiError as exc:
+        raise InvalidInput(f"{path}: {exc.message}") from None
+    if not isinstance(body, list):
+        raise InvalidInput(f"{path}: expected a JSON array of proxies")
+    return body
+
+
+class ToxiproxyServer:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8474,
+        seed: int | None = None,
+        proxy_metrics: bool = False,
+        runtime_metrics: bool = False,
+        config: list[Any] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.metrics = ProxyMetrics(proxy_metrics, runtime_metrics)
+        self.collection = ProxyCollection(seed=seed, metrics=self.metrics)
+        self.config = config
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        api = ToxiproxyApi(self.collection, self.metrics)
+        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(
+                    f"cannot listen on {self.host}:{self.port}: address already in use"
+                ) from None
+            raise AddressInUse(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        self._runner = runner
+        server = site._server  # the bound port, when 0 was asked for
+        if server is not None and getattr(server, "sockets", None):
+            self.port = server.sockets[0].getsockname()[1]
+        if self.config:
+            proxies, error = await self.collection.populate(self.config)
+            if error is not None:
+                await self.stop()
+                raise InvalidInput(f"config: {error.message}")
+            log.info("at=populated proxies=%d", len(proxies))
+
+    async def stop(self) -> None:
+        await self.collection.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ToxiproxyServer:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_forever(self, ready: Any = None) -> int:
+        """Run until SIGINT or SIGTERM; returns the signal number that stopped it."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        stopped: asyncio.Future[int] = loop.create_future()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda s=signum: stopped.done() or stopped.set_result(s))
+        if ready is not None:
+            ready(self)
+        try:
+            return await stopped
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await self.stop()
+
+
+def describe(server: ToxiproxyServer) -> str:
+    return json.dumps({"api": server.url, "proxies": sorted(server.collection.proxies)})
