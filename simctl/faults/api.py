@@ -113,8 +113,9 @@ class ToxiproxyApi:
         shown = [p.to_json() for p in proxies] if proxies else None
         if error is None:
             return _json({"proxies": shown}, 201)
-        return _json({"error": error.message, "status": error.status, "proxies": shown},
-                     error.status)
+        return _json(
+            {"error": error.message, "status": error.status, "proxies": shown}, error.status
+        )
 
     async def proxy_show(self, request: web.Request) -> web.Response:
         return _json(self.collection.get(request.match_info["proxy"]).to_json())

@@ -25,8 +25,18 @@ class Side(asyncio.Protocol):
     """One socket of a proxied connection, as an asyncio protocol."""
 
     __slots__ = (
-        "conn", "name", "transport", "out_link", "in_link", "write_paused", "_pause_reasons",
-        "_writable", "lost", "closing",
+        "conn",
+        "name",
+        "transport",
+        "out_link",
+        "in_link",
+        "write_paused",
+        "_pause_reasons",
+        "_writable",
+        "lost",
+        "closing",
+        "early",
+        "early_eof",
     )
 
     def __init__(self, conn: ProxyConnection, name: str) -> None:
@@ -40,6 +50,10 @@ class Side(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None
         self.lost = False
         self.closing = False
+        # Data and EOF that arrive before the links exist (uvloop may deliver data even
+        # though reading was paused in connection_made).
+        self.early: list[bytes] = []
+        self.early_eof = False
 
     # -- protocol callbacks ------------------------------------------------------------
 
@@ -51,11 +65,24 @@ class Side(asyncio.Protocol):
         link = self.out_link
         if link is not None:
             link.feed(data)
+        else:
+            self.early.append(data)
 
     def eof_received(self) -> bool:
         if self.out_link is not None:
             self.out_link.feed_eof()
+        else:
+            self.early_eof = True
         return True  # keep the socket until the other link closes it
+
+    def flush_early(self) -> None:
+        link = self.out_link
+        assert link is not None
+        for data in self.early:
+            link.feed(data)
+        self.early.clear()
+        if self.early_eof or self.lost:
+            link.feed_eof()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -141,6 +168,11 @@ class ProxyConnection:
             side.pause_reading("dial")
             self.dialing = True
             self.dial_task = asyncio.get_running_loop().create_task(self._dial())
+        else:
+            # The upstream may speak first (a banner, or data then close). Its bytes can be
+            # delivered before _connect_upstream resumes and links the sockets, and would
+            # be dropped (out_link is None): hold its reads until _link() has run.
+            side.pause_reading("link")
 
     async def _dial(self) -> None:
         try:
@@ -180,7 +212,9 @@ class ProxyConnection:
             upstream.set_linger_rst()
         self.up.build(toxics.chain("upstream"))
         self.down.build(toxics.chain("downstream"))
+        client.flush_early()
         client.resume_reading("dial")
+        upstream.resume_reading("link")
 
     def _rng_for(self, direction: str):
         def make(spec):  # type: ignore[no-untyped-def]

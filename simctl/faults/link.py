@@ -37,8 +37,19 @@ WRITER_CAPACITY = 16
 
 class Link:
     __slots__ = (
-        "direction", "src", "dest", "stubs", "target", "writer_channel", "writer_task",
-        "lock", "bytes", "sent", "ended", "rng_for", "on_error",
+        "direction",
+        "src",
+        "dest",
+        "stubs",
+        "target",
+        "writer_channel",
+        "writer_task",
+        "lock",
+        "bytes",
+        "sent",
+        "ended",
+        "rng_for",
+        "on_error",
     )
 
     def __init__(

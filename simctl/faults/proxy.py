@@ -82,8 +82,10 @@ class Proxy:
                 self._new_connection, host, port, reuse_address=True, backlog=1024
             )
         except OSError as exc:
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (
-                exc.strerror or str(exc)
+            reason = (
+                "address already in use"
+                if exc.errno == errno.EADDRINUSE
+                else (exc.strerror or str(exc))
             )
             raise ApiError(f"listen tcp {address.join(host, port)}: bind: {reason}", 500) from None
         sockname = self._server.sockets[0].getsockname()

@@ -61,9 +61,7 @@ class ProxyCollection:
         return proxy
 
     def _new(self, fields: dict[str, Any]) -> Proxy:
-        return Proxy(
-            fields["name"], fields["listen"], fields["upstream"], self.seed, self.metrics
-        )
+        return Proxy(fields["name"], fields["listen"], fields["upstream"], self.seed, self.metrics)
 
     async def populate(self, body: Any) -> tuple[list[Proxy], ApiError | None]:
         """Validate all, then add-or-replace in order; stop at the first failure."""

@@ -88,7 +88,9 @@ class ToxiproxyServer:
                 raise AddressInUse(
                     f"cannot listen on {self.host}:{self.port}: address already in use"
                 ) from None
-            raise AddressInUse(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+            raise AddressInUse(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
         self._runner = runner
         server = site._server  # the bound port, when 0 was asked for
         if server is not None and getattr(server, "sockets", None):
@@ -123,7 +125,9 @@ class ToxiproxyServer:
         loop = asyncio.get_running_loop()
         stopped: asyncio.Future[int] = loop.create_future()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, lambda s=signum: stopped.done() or stopped.set_result(s))
+            loop.add_signal_handler(
+                signum, lambda s=signum: stopped.done() or stopped.set_result(s)
+            )
         if ready is not None:
             ready(self)
         try:

@@ -37,9 +37,14 @@ def decode(raw: bytes) -> Any:
         raise BAD_REQUEST_BODY.join(message) from None
 
 
-def go_kind(value: Any) -> str:
+def go_kind(value: Any, numeric_target: bool = False) -> str:
+    # Go's UnmarshalTypeError quotes the literal ("number 100.5") only when the target
+    # is numeric and the number does not fit it; a number for a string, bool or struct
+    # is plain "number" (encoding/json decode.go, literalStore).
     if isinstance(value, bool):
         return "bool"
+    if not numeric_target and isinstance(value, int | float):
+        return "number"
     if isinstance(value, _Float):
         return f"number {value.text}"
     if isinstance(value, int | float):
@@ -53,7 +58,8 @@ def go_kind(value: Any) -> str:
 
 def type_error(value: Any, field: str, go_type: str) -> ApiError:
     return BAD_REQUEST_BODY.join(
-        f"json: cannot unmarshal {go_kind(value)} into Go struct field {field} of type {go_type}"
+        f"json: cannot unmarshal {go_kind(value, go_type in ('int64', 'float32'))} "
+        f"into Go struct field {field} of type {go_type}"
     )
 
 

@@ -3,7 +3,9 @@ import random
 from simctl.faults.toxics.base import EOF, Attribute, Chunk, Stub, Toxic
 
 
-def split_points(start: int, end: int, average: int, variation: int, rng: random.Random) -> list[int]:
+def split_points(
+    start: int, end: int, average: int, variation: int, rng: random.Random
+) -> list[int]:
     """Toxiproxy's recursive halving: offsets of piece boundaries in [start, end]."""
     if (end - start) - average <= variation:
         return [start, end]
@@ -19,8 +21,10 @@ class Slicer(Toxic):
     type_name = "slicer"
     summary = "Slices each chunk into smaller pieces, with a delay between pieces."
     attributes = (
-        Attribute("average_size", "bytes", "average size of a piece", 0, 10**9),
-        Attribute("size_variation", "bytes", "variation of piece size; below average_size", 0, 10**9),
+        Attribute("average_size", "bytes", "average size of a piece", 1, 10**9),
+        Attribute(
+            "size_variation", "bytes", "variation of piece size; below average_size", 0, 10**9
+        ),
         Attribute("delay", "us", "time between pieces, in microseconds", 0, 3_600_000_000),
     )
 
@@ -45,8 +49,8 @@ class Slicer(Toxic):
             )
             data = chunk.data
             for i in range(1, len(points)):
-                rest = Chunk(data[points[i]:], chunk.ts)
+                rest = Chunk(data[points[i] :], chunk.ts)
                 stub.pending = rest if rest.data else None
-                await stub.output.put(Chunk(data[points[i - 1]:points[i]], chunk.ts))
+                await stub.output.put(Chunk(data[points[i - 1] : points[i]], chunk.ts))
                 await stub.sleep(attrs["delay"] / 1_000_000)
             stub.pending = None

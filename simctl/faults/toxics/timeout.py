@@ -18,8 +18,8 @@ class Timeout(Toxic):
         while True:
             try:
                 # The timer restarts with every chunk, as in Toxiproxy.
-                chunk = await asyncio.wait_for(stub.recv(), timeout) if timeout else (
-                    await stub.recv()
+                chunk = (
+                    await asyncio.wait_for(stub.recv(), timeout) if timeout else (await stub.recv())
                 )
             except TimeoutError:
                 stub.close()

@@ -1,0 +1,1 @@
+"""The simulated platform: sync, router, logplex, dyno and drain services (domain.md)."""
