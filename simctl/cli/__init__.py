@@ -21,9 +21,20 @@ class CliContext:
     """What every command can reach through ctx.obj."""
 
     toxiproxy_url: str = DEFAULT_URL
+    toxiproxy_url_given: bool = False  # from --toxiproxy-url or TOXIPROXY_URL
 
     def client(self) -> ToxiproxyClient:
-        return ToxiproxyClient(self.toxiproxy_url)
+        return ToxiproxyClient(self.fault_plane_url())
+
+    def fault_plane_url(self) -> str:
+        """The given URL, else the running project's fault plane, else the default."""
+        if self.toxiproxy_url_given:
+            return self.toxiproxy_url
+        from simctl.backends.state import ProjectState
+        from simctl.cli.options import default_project
+
+        state = ProjectState.load(default_project())
+        return state.toxiproxy_url if state is not None else self.toxiproxy_url
 
 
 class SimctlGroup(click.Group):
@@ -63,13 +74,15 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.pass_context
 def main(ctx: click.Context, toxiproxy_url: str) -> None:
     """Incident simulation and runbook rehearsal on a miniature HTTP routing stack."""
-    ctx.obj = CliContext(toxiproxy_url=toxiproxy_url)
+    source = ctx.get_parameter_source("toxiproxy_url")
+    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    ctx.obj = CliContext(toxiproxy_url=toxiproxy_url, toxiproxy_url_given=given)
 
 
 def _register() -> None:
-    from simctl.cli import faults, toxiproxy
+    from simctl.cli import faults, stack, toxiproxy
 
-    for command in faults.COMMANDS:
+    for command in faults.COMMANDS + stack.COMMANDS:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)
 

@@ -77,7 +77,9 @@ class ToxiproxyServer:
 
     async def start(self) -> None:
         api = ToxiproxyApi(self.collection, self.metrics)
-        runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            api.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
         try:

@@ -97,7 +97,9 @@ class Service:
         return app
 
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:

@@ -1,0 +1,1 @@
+"""Backends run the stack definition: `local` (child processes) and `compose` (Docker)."""

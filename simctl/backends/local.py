@@ -1,0 +1,326 @@
+"""The local backend: every service a child process on 127.0.0.1, links through the fault plane.
+
+`up` checks ports, starts the fault plane, loads the link map, starts every service at
+once and waits for all of them to be healthy. State is written as processes start, so
+`down` (from any shell, even after simctl was killed) ends every process group it
+lists. A failed or interrupted `up` ends what it started before returning.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from simctl.backends import procs
+from simctl.backends.health import HealthReport, probe, wait_healthy
+from simctl.backends.state import ProcessState, ProjectState, check_project
+from simctl.errors import AddressInUse, InvalidInput, StackStartError
+from simctl.faults.client import ToxiproxyClient
+from simctl.stack.definition import ServiceSpec, StackDefinition, load
+
+DEFAULT_PROJECT = "simctl"
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    role: str
+    pid: int
+    running: bool
+    paused: bool
+    health: HealthReport
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(
+        self,
+        project: str = DEFAULT_PROJECT,
+        *,
+        timing: str = "heroku",
+        port_offset: int = 0,
+        toxiproxy_url: str | None = None,
+        stack_dir: Path | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.project = check_project(project)
+        self.timing = timing
+        self.port_offset = port_offset
+        self.external_toxiproxy = toxiproxy_url
+        self.stack_dir = stack_dir
+        self.start_timeout = start_timeout
+
+    # -- definition ------------------------------------------------------------------
+
+    def definition(self) -> StackDefinition:
+        env = {"SIMCTL_TIMING": self.timing, "SIMCTL_PROJECT": self.project}
+        import os
+
+        return load(self.stack_dir, env={**os.environ, **env}, port_offset=self.port_offset)
+
+    def state(self) -> ProjectState | None:
+        return ProjectState.load(self.project)
+
+    def require_state(self) -> ProjectState:
+        state = self.state()
+        if state is None:
+            raise InvalidInput(f"project {self.project!r} is not up (run `simctl up` first)")
+        return state
+
+    # -- up --------------------------------------------------------------------------
+
+    def up(self) -> ProjectState:
+        existing = self.state()
+        if existing is not None:
+            if any(procs.alive(p.pid, p.started) for p in existing.processes.values()):
+                raise StackStartError(
+                    f"project {self.project!r} is already up; `simctl down` first, or use "
+                    "--project NAME with --port-offset N for a second stack"
+                )
+            existing.remove()  # stale: every process is gone
+        definition = self.definition()
+        services = [s for s in definition.services.values() if s.role != "toxiproxy"]
+        toxiproxy_spec = next(iter(definition.by_role("toxiproxy")), None)
+        self._check_ports(definition, toxiproxy_spec)
+        url = self.external_toxiproxy or _toxiproxy_url(toxiproxy_spec)
+        state = ProjectState(
+            project=self.project,
+            backend=self.name,
+            timing=self.timing,
+            port_offset=self.port_offset,
+            toxiproxy_url=url,
+            embedded_toxiproxy=self.external_toxiproxy is None,
+            started_at=time.time(),
+        )
+        state.save()
+        self._zygote = procs.Zygote()
+        try:
+            self._start_fault_plane(state, toxiproxy_spec, definition)
+            for wave in _waves(services):
+                for spec in wave:
+                    self._spawn(state, spec)
+                state.save()
+                self._wait(state, [s.name for s in wave])
+            state.endpoints = _endpoints(definition)
+            state.complete = True
+            state.save()
+            return state
+        except BaseException:
+            self._stop_all(state)
+            raise
+        finally:
+            self._zygote.close()
+            self._zygote = None
+
+    def _check_ports(self, definition: StackDefinition, toxiproxy: ServiceSpec | None) -> None:
+        wanted: dict[int, str] = {}
+        for spec in definition.services.values():
+            if spec.role == "toxiproxy" and self.external_toxiproxy:
+                continue
+            for port in spec.ports():
+                wanted[port] = spec.name
+        for proxy in definition.proxies:
+            port = int(proxy["listen"].rsplit(":", 1)[1])
+            if port:
+                wanted[port] = f"proxy {proxy['name']}"
+        for port, owner in sorted(wanted.items()):
+            if procs.port_taken(port):
+                raise AddressInUse(
+                    f"port {port} ({owner}) is already in use on 127.0.0.1; stop what uses "
+                    "it or pass --port-offset N"
+                )
+
+    def _start_fault_plane(
+        self, state: ProjectState, spec: ServiceSpec | None, definition: StackDefinition
+    ) -> None:
+        if state.embedded_toxiproxy:
+            if spec is None:
+                raise InvalidInput("stack/compose.yaml has no service with role toxiproxy")
+            self._spawn(state, spec)
+            state.save()
+            self._wait(state, [spec.name])
+        client = ToxiproxyClient(state.toxiproxy_url, timeout=10)
+        client.populate(definition.proxies)
+
+    _zygote: procs.Zygote | None = None
+
+    def _spawn(self, state: ProjectState, spec: ServiceSpec) -> ProcessState:
+        log = state.folder / "logs" / f"{spec.name}.log"
+        if self._zygote is not None and self._zygote.can_run(spec.command):
+            pid = self._zygote.spawn(spec.command, spec.environment, log)
+        else:
+            pid = procs.spawn(spec.command, spec.environment, log).pid
+        entry = ProcessState(
+            name=spec.name,
+            pid=pid,
+            pgid=pid,
+            started=procs.started_at(pid),
+            command=spec.command,
+            role=spec.role,
+            health_url=spec.health_url,
+            labels=spec.labels,
+            log=str(log),
+        )
+        state.processes[spec.name] = entry
+        return entry
+
+    def _wait(self, state: ProjectState, names: list[str]) -> None:
+        urls = {n: state.processes[n].health_url for n in names if state.processes[n].health_url}
+        failed = wait_healthy(
+            urls,  # type: ignore[arg-type]
+            self.start_timeout,
+            alive=lambda n: procs.alive(state.processes[n].pid, state.processes[n].started),
+        )
+        if failed:
+            name, report = next(iter(sorted(failed.items())))
+            tail = _log_tail(state.processes[name].log)
+            hint = f"; last log line: {tail}" if tail else ""
+            others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise StackStartError(
+                f"{name} did not become healthy: {report.status} {report.reason}".rstrip()
+                + others
+                + hint
+            )
+
+    # -- down ------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        state = self.state()
+        if state is None:
+            return []
+        names = self._stop_all(state)
+        return names
+
+    def _stop_all(self, state: ProjectState) -> list[str]:
+        if state.embedded_toxiproxy is False and state.complete:
+            self._clear_external_proxies(state)
+        procs.terminate_groups([p.pgid for p in state.processes.values()])
+        names = sorted(state.processes)
+        state.remove()
+        return names
+
+    def _clear_external_proxies(self, state: ProjectState) -> None:
+        """With a real Toxiproxy we do not own the server: remove only our proxies."""
+        client = ToxiproxyClient(state.toxiproxy_url, timeout=5)
+        try:
+            for proxy in self.definition().proxies:
+                try:
+                    client.delete_proxy(proxy["name"])
+                except Exception:  # already gone, or the server is down
+                    pass
+        except Exception:
+            pass
+
+    # -- status and process faults ---------------------------------------------------
+
+    def status(self) -> list[ServiceStatus]:
+        state = self.require_state()
+        out = []
+        for proc in state.processes.values():
+            running = procs.alive(proc.pid, proc.started)
+            if not running:
+                health = HealthReport(False, "killed" if proc.stopped else "exited")
+            elif proc.paused:
+                health = HealthReport(False, "paused", "SIGSTOP")
+            elif proc.health_url:
+                health = probe(proc.health_url)
+            else:
+                health = HealthReport(True, "running")
+            out.append(ServiceStatus(proc.name, proc.role, proc.pid, running, proc.paused, health))
+        return out
+
+    def _process(self, state: ProjectState, name: str) -> ProcessState:
+        proc = state.processes.get(name)
+        if proc is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(state.processes), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidInput(f"no service {name!r} in project {self.project!r}{hint}")
+        return proc
+
+    def kill(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        procs.signal_group(proc.pgid, signal.SIGKILL)
+        proc.stopped = True
+        proc.paused = False
+        state.save()
+
+    def pause(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        if not procs.signal_group(proc.pgid, signal.SIGSTOP):
+            raise InvalidInput(f"{name} is not running")
+        proc.paused = True
+        state.save()
+
+    def resume(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        procs.signal_group(proc.pgid, signal.SIGCONT)
+        proc.paused = False
+        state.save()
+
+    def restart(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        procs.terminate_groups([proc.pgid])
+        spec = ServiceSpec(proc.name, proc.command, {}, [], proc.health_url, proc.role, proc.labels)
+        self._spawn(state, spec)
+        state.save()
+        self._wait(state, [name])
+
+    def paused_or_down(self) -> list[str]:
+        """Services left paused or dead: the residue a scenario must not leave."""
+        state = self.state()
+        if state is None:
+            return []
+        return [
+            p.name
+            for p in state.processes.values()
+            if p.paused or not procs.alive(p.pid, p.started)
+        ]
+
+
+def _waves(services: list[ServiceSpec]) -> list[list[ServiceSpec]]:
+    """Group services so each starts once what it depends on is healthy."""
+    names = {s.name for s in services}
+    done: set[str] = set()
+    waves = []
+    remaining = list(services)
+    while remaining:
+        wave = [s for s in remaining if all(d in done or d not in names for d in s.depends_on)]
+        if not wave:  # a cycle: start the rest together rather than never
+            wave = remaining
+        waves.append(wave)
+        done |= {s.name for s in wave}
+        remaining = [s for s in remaining if s.name not in done]
+    return waves
+
+
+def _toxiproxy_url(spec: ServiceSpec | None) -> str:
+    if spec is None or not spec.health_url:
+        raise InvalidInput("stack/compose.yaml: the toxiproxy service needs x-simctl.health")
+    return spec.health_url.rsplit("/", 1)[0]
+
+
+def _endpoints(definition: StackDefinition) -> dict[str, str]:
+    out = {}
+    for spec in definition.services.values():
+        for key, value in spec.labels.get("endpoints", {}).items():
+            out[key] = value
+    for proxy in definition.proxies:
+        out[f"proxy {proxy['name']}"] = proxy["listen"]
+    return out
+
+
+def _log_tail(path: str) -> str:
+    try:
+        lines = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][-300:] if lines else ""

@@ -1,0 +1,168 @@
+"""Child processes in their own process groups, and how to end them for sure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a service detached in a new session (it survives the simctl that started it)."""
+    if command and command[0] in ("python", "python3"):
+        command = [sys.executable, *command[1:]]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env={**os.environ, **env},
+            start_new_session=True,
+        )
+
+
+def started_at(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+
+
+def alive(pid: int, started: float = 0.0) -> bool:
+    """True if pid runs and (when `started` is known) is the process we started, not a
+    recycled pid."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not started or abs(proc.create_time() - started) < 0.5
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+class Zygote:
+    """Client of simctl.backends.zygote: forks pre-loaded service processes."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simctl.backends.zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._ready = False
+
+    def can_run(self, command: list[str]) -> bool:
+        return (
+            len(command) >= 3
+            and command[0] in ("python", "python3")
+            and command[1] == "-m"
+            and command[2] in ("simctl", "simctl.platform")
+        )
+
+    def spawn(self, command: list[str], env: dict[str, str], log_path: Path) -> int:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        if not self._ready:
+            if self.proc.stdout.readline().strip() != "ready":
+                raise OSError("the service launcher failed to start")
+            self._ready = True
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        spec = {"argv": command[1:], "env": env, "log": str(log_path)}
+        self.proc.stdin.write(json.dumps(spec) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise OSError("the service launcher stopped")
+        return int(line)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def terminate_groups(pgids: list[int], timeout: float = 2.0) -> None:
+    """SIGCONT (a paused group cannot exit), SIGTERM, then SIGKILL what is left."""
+    for pgid in pgids:
+        signal_group(pgid, signal.SIGCONT)
+        signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    remaining = list(pgids)
+    while remaining and time.monotonic() < deadline:
+        remaining = [g for g in remaining if _group_alive(g)]
+        if remaining:
+            time.sleep(0.02)
+    for pgid in remaining:
+        signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while any(_group_alive(g) for g in remaining) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process in the group? Zombies count as gone: an orphan's
+    zombie waits for PID 1 to reap it, which can take seconds in a container."""
+    _reap()
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _reap() -> None:
+    """Collect our own exited children so they do not linger as zombies."""
+    try:
+        while True:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+    except ChildProcessError:
+        return
+
+
+def port_taken(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False

@@ -1,0 +1,89 @@
+"""A project's state on disk, so `status` and `down` work from any shell.
+
+The folder is $SIMCTL_STATE_DIR/<project> (default ~/.local/state/simctl/<project>):
+state.json (what runs, where, with which pids) and one log file per service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simctl.errors import InvalidInput
+
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def state_root() -> Path:
+    env = os.environ.get("SIMCTL_STATE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "simctl"
+
+
+def check_project(name: str) -> str:
+    if not _PROJECT.match(name):
+        raise InvalidInput(
+            f"invalid project name {name!r}: use lowercase letters, digits, '-' and '_'"
+        )
+    return name
+
+
+@dataclass
+class ProcessState:
+    name: str
+    pid: int
+    pgid: int
+    started: float  # process creation time, to tell our pid from a recycled one
+    command: list[str]
+    role: str
+    health_url: str | None = None
+    labels: dict[str, Any] = field(default_factory=dict)
+    log: str = ""
+    paused: bool = False
+    stopped: bool = False  # killed on purpose (a fault), may be restarted
+
+
+@dataclass
+class ProjectState:
+    project: str
+    backend: str
+    timing: str
+    port_offset: int
+    toxiproxy_url: str
+    embedded_toxiproxy: bool
+    processes: dict[str, ProcessState] = field(default_factory=dict)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
+    complete: bool = False  # false while `up` is still starting things
+
+    @property
+    def folder(self) -> Path:
+        return state_root() / self.project
+
+    def save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / "state.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(self.folder / "state.json")
+
+    @classmethod
+    def load(cls, project: str) -> ProjectState | None:
+        path = state_root() / project / "state.json"
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"{path}: unreadable state file ({exc}); remove it") from None
+        processes = {k: ProcessState(**v) for k, v in raw.pop("processes", {}).items()}
+        return cls(processes=processes, **raw)
+
+    def remove(self) -> None:
+        path = self.folder / "state.json"
+        path.unlink(missing_ok=True)

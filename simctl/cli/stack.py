@@ -1,0 +1,124 @@
+"""Stack lifecycle and process faults: up, down, status, kill, pause, resume, restart."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from simctl.backends.local import LocalBackend
+from simctl.cli.options import default_project, project_option
+from simctl.platform.timing import PROFILES
+
+console = Console()
+
+
+@click.command()
+@click.option(
+    "--timing",
+    type=click.Choice(sorted(PROFILES)),
+    default="heroku",
+    show_default=True,
+    help="Timing profile: heroku (real timeouts) or fast (every timeout / 10).",
+)
+@click.option(
+    "--project",
+    default=default_project,
+    show_default="simctl",
+    metavar="NAME",
+    help="Project name (env SIMCTL_PROJECT).",
+)
+@click.option(
+    "--port-offset",
+    type=click.IntRange(0, 30000),
+    default=0,
+    show_default=True,
+    help="Add N to every port, to run a second stack beside the first.",
+)
+@click.option(
+    "--backend",
+    "backend_name",
+    type=click.Choice(["local"]),
+    default="local",
+    show_default=True,
+    help="Where to run the stack.",
+)
+@click.pass_obj
+def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> None:
+    """Start the stack and print its endpoints."""
+    external = obj.toxiproxy_url if obj.toxiproxy_url_given else None
+    backend = LocalBackend(project, timing=timing, port_offset=port_offset, toxiproxy_url=external)
+    started = time.monotonic()
+    with console.status(f"starting stack {project!r} ({timing} timing)..."):
+        state = backend.up()
+    elapsed = time.monotonic() - started
+    console.print(
+        f"[green]stack {project!r} is up[/green] in {elapsed:.1f}s "
+        f"({len(state.processes)} processes, backend {state.backend})"
+    )
+    table = Table("endpoint", "address", box=None, pad_edge=False)
+    for name, address in state.endpoints.items():
+        if not name.startswith("proxy "):
+            table.add_row(name, address)
+    table.add_row("toxiproxy API", state.toxiproxy_url)
+    console.print(table)
+    hint = state.endpoints.get("hint")
+    if hint:
+        console.print(hint)
+
+
+@click.command()
+@project_option
+def down(backend: LocalBackend) -> None:
+    """Stop every process of the stack (safe to run twice, or after simctl was killed)."""
+    names = backend.down()
+    if names:
+        console.print(f"stopped {len(names)} processes of {backend.project!r}")
+    else:
+        console.print(f"project {backend.project!r} is not running")
+
+
+@click.command()
+@project_option
+def status(backend: LocalBackend) -> None:
+    """Health of every service, endpoints and key SLIs."""
+    state = backend.require_state()
+    rows = backend.status()
+    table = Table("service", "role", "pid", "state", "reason")
+    for row in rows:
+        style = "green" if row.health.ok else ("yellow" if row.running else "red")
+        table.add_row(
+            row.name,
+            row.role,
+            str(row.pid),
+            f"[{style}]{row.health.status}[/{style}]",
+            row.health.reason,
+        )
+    console.print(table)
+    console.print(f"toxiproxy API: {state.toxiproxy_url}   timing: {state.timing}")
+
+
+def _process_fault(verb: str, help_text: str):
+    @click.command(verb, help=help_text)
+    @click.argument("service")
+    @project_option
+    def command(backend: LocalBackend, service: str) -> None:
+        getattr(backend, verb)(service)
+        console.print(f"{verb}: {service}")
+
+    return command
+
+
+COMMANDS = [
+    up,
+    down,
+    status,
+    _process_fault("kill", "Kill a service's processes (SIGKILL); `restart` brings it back."),
+    _process_fault(
+        "pause", "Freeze a service (SIGSTOP): it holds connections but answers nothing."
+    ),
+    _process_fault("resume", "Unfreeze a paused service (SIGCONT)."),
+    _process_fault("restart", "Stop a service and start it again, waiting until it is healthy."),
+]

@@ -1,0 +1,1 @@
+"""The stack definition: stack/compose.yaml and stack/toxiproxy.json, read for any backend."""
