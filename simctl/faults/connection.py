@@ -213,6 +213,10 @@ class ProxyConnection:
         self.up.build(toxics.chain("upstream"))
         self.down.build(toxics.chain("downstream"))
         client.flush_early()
+        # uvloop starts reading even when connection_made paused the transport, so an
+        # upstream that speaks first (a banner, or data then close) may already have
+        # delivered into upstream.early: flush it too, or it is lost.
+        upstream.flush_early()
         client.resume_reading("dial")
         upstream.resume_reading("link")
 

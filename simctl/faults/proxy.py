@@ -39,6 +39,10 @@ class Proxy:
         self.toxics = ToxicCollection(self._links)
         self._server: asyncio.Server | None = None
         self._seq = 0
+        # start() and stop() await between checking and setting self._server; concurrent
+        # API calls (two PATCH enabled:true, PATCH racing /reset) could each bind a
+        # listener and orphan one. Toxiproxy holds the proxy's mutex for the same reason.
+        self._lifecycle = asyncio.Lock()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +74,10 @@ class Proxy:
         return ProxyConnection(self, self._seq).client
 
     async def start(self) -> None:
+        async with self._lifecycle:
+            await self._start()
+
+    async def _start(self) -> None:
         if self.enabled:
             return
         try:
@@ -95,6 +103,10 @@ class Proxy:
 
     async def stop(self) -> None:
         """Close the listener and every open connection (clients read EOF)."""
+        async with self._lifecycle:
+            await self._stop()
+
+    async def _stop(self) -> None:
         server, self._server = self._server, None
         self.enabled = False
         if server is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from simctl.faults import wire
@@ -43,6 +44,10 @@ class ProxyCollection:
         self.proxies: dict[str, Proxy] = {}
         self.seed = seed
         self.metrics = metrics
+        # create/populate/remove/reset await (bind, stop) between the name check and the
+        # dict update: without this lock concurrent POST /proxies with one name all got
+        # 201 and left orphan listeners bound forever. Toxiproxy locks the collection too.
+        self._lock = asyncio.Lock()
 
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
@@ -51,6 +56,10 @@ class ProxyCollection:
         return proxy
 
     async def create(self, body: Any) -> Proxy:
+        async with self._lock:
+            return await self._create(body)
+
+    async def _create(self, body: Any) -> Proxy:
         fields = parse_proxy(body)
         if fields["name"] in self.proxies:
             raise PROXY_EXISTS
@@ -64,6 +73,10 @@ class ProxyCollection:
         return Proxy(fields["name"], fields["listen"], fields["upstream"], self.seed, self.metrics)
 
     async def populate(self, body: Any) -> tuple[list[Proxy], ApiError | None]:
+        async with self._lock:
+            return await self._populate(body)
+
+    async def _populate(self, body: Any) -> tuple[list[Proxy], ApiError | None]:
         """Validate all, then add-or-replace in order; stop at the first failure."""
         if not isinstance(body, list):
             raise BAD_REQUEST_BODY.join(
@@ -93,16 +106,19 @@ class ProxyCollection:
         return done, None
 
     async def remove(self, name: str) -> None:
-        proxy = self.get(name)
-        del self.proxies[name]
-        await proxy.stop()
+        async with self._lock:
+            proxy = self.get(name)
+            del self.proxies[name]
+            await proxy.stop()
 
     async def reset(self) -> None:
-        for proxy in list(self.proxies.values()):
-            await proxy.start()
-            await proxy.toxics.reset()
+        async with self._lock:
+            for proxy in list(self.proxies.values()):
+                await proxy.start()
+                await proxy.toxics.reset()
 
     async def close(self) -> None:
-        for proxy in list(self.proxies.values()):
-            await proxy.stop()
-        self.proxies.clear()
+        async with self._lock:
+            for proxy in list(self.proxies.values()):
+                await proxy.stop()
+            self.proxies.clear()
