@@ -8,6 +8,7 @@ lists. A failed or interrupted `up` ends what it started before returning.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -274,6 +275,95 @@ class LocalBackend:
         state.save()
         self._wait(state, [name])
 
+    def find(self, role: str, **labels: str) -> list[ProcessState]:
+        """Processes of a role whose x-simctl labels match (e.g. role="dyno", dyno="web.1")."""
+        state = self.require_state()
+        return [
+            p for p in state.processes.values()
+            if p.role == role and all(str(p.labels.get(k)) == v for k, v in labels.items())
+        ]
+
+    def url_of(self, role: str, **labels: str) -> str:
+        found = self.find(role, **labels)
+        if not found:
+            wanted = " ".join(f"{k}={v}" for k, v in labels.items())
+            raise InvalidInput(f"no {role} {wanted} in project {self.project!r}".rstrip())
+        return base_url(found[0])
+
+    # -- scale and routes ------------------------------------------------------------
+
+    def dyno_address(self, dyno: str, address: str) -> str:
+        """Resolve `blackhole` and `proxy` to addresses; anything else is host:port."""
+        if address == "blackhole":
+            holes = self.find("blackhole")
+            if not holes:
+                raise InvalidInput(f"project {self.project!r} runs no blackhole service")
+            return str(holes[0].labels["hole"]).split("://", 1)[-1]
+        if address == "proxy":
+            proxy = ToxiproxyClient(self.require_state().toxiproxy_url).proxy(dyno)
+            return proxy.listen
+        if not re.fullmatch(r"[\w.-]+:\d{1,5}", address):
+            raise InvalidInput(f"{address!r}: expected HOST:PORT, blackhole or proxy")
+        return address
+
+    def scale(self, app: str, count: int) -> list[str]:
+        """Run `count` dynos of `app`: start or stop processes, proxies and routes."""
+        state = self.require_state()
+        current = sorted(self.find("dyno", app=app), key=lambda p: _dyno_index(p))
+        if not current and count:
+            raise InvalidInput(f"no dynos of app {app!r} to scale from")
+        client = ToxiproxyClient(state.toxiproxy_url)
+        template = current[0] if current else None
+        if count > len(current):
+            assert template is not None
+            for index in range(len(current) + 1, count + 1):
+                self._add_dyno(state, client, template, app, index)
+        keep = [p for p in current if _dyno_index(p) <= count]
+        self._publish_dynos(state, client, app, count)
+        for proc in current:
+            if _dyno_index(proc) > count:
+                procs.terminate_groups([proc.pgid])
+                del state.processes[proc.name]
+                try:
+                    client.delete_proxy(str(proc.labels["dyno"]))
+                except Exception:  # already gone
+                    pass
+        state.save()
+        return [str(p.labels["dyno"]) for p in keep] + [
+            f"{app}.{i}" for i in range(len(current) + 1, count + 1)
+        ]
+
+    def _add_dyno(self, state: ProjectState, client: ToxiproxyClient, template: ProcessState,
+                  app: str, index: int) -> None:
+        name = f"{app}.{index}"
+        port = 7400 + index + state.port_offset
+        proxy_port = 21400 + index + state.port_offset
+        for taken in (port, proxy_port):
+            if procs.port_taken(taken):
+                raise AddressInUse(f"port {taken} (dyno {name}) is already in use")
+        command = list(template.command)
+        for flag, value in (("--port", str(port)), ("--name", name)):
+            command[command.index(flag) + 1] = value
+        service = f"dyno-{index}"
+        health = f"http://127.0.0.1:{port}/health"
+        labels = dict(template.labels, dyno=name)
+        client.create_proxy(name, f"127.0.0.1:{port}", listen=f"127.0.0.1:{proxy_port}")
+        self._spawn(state, ServiceSpec(service, command, {}, [], health, "dyno", labels))
+        state.save()
+        self._wait(state, [service])
+
+    def _publish_dynos(self, state: ProjectState, client: ToxiproxyClient, app: str,
+                       count: int) -> None:
+        proxies = client.proxies()
+        dynos = []
+        for index in range(1, count + 1):
+            name = f"{app}.{index}"
+            if name in proxies:
+                dynos.append({"name": name, "address": proxies[name].listen, "state": "up"})
+        from simctl.backends.http import call
+
+        call("POST", f"{self.url_of('sync')}/apps/{app}/dynos", {"dynos": dynos})
+
     def paused_or_down(self) -> list[str]:
         """Services left paused or dead: the residue a scenario must not leave."""
         state = self.state()
@@ -284,6 +374,10 @@ class LocalBackend:
             for p in state.processes.values()
             if p.paused or not procs.alive(p.pid, p.started)
         ]
+
+
+def _dyno_index(proc: ProcessState) -> int:
+    return int(str(proc.labels.get("dyno", "x.0")).rsplit(".", 1)[1])
 
 
 def _waves(services: list[ServiceSpec]) -> list[list[ServiceSpec]]:
@@ -324,3 +418,13 @@ def _log_tail(path: str) -> str:
     except OSError:
         return ""
     return lines[-1][-300:] if lines else ""
+
+
+def base_url(proc: ProcessState) -> str:
+    """A service's own HTTP base URL (its admin URL for routers)."""
+    admin = proc.labels.get("admin")
+    if admin:
+        return str(admin)
+    if not proc.health_url:
+        raise InvalidInput(f"{proc.name} has no HTTP endpoint")
+    return proc.health_url.rsplit("/", 1)[0]

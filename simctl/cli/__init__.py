@@ -80,9 +80,10 @@ def main(ctx: click.Context, toxiproxy_url: str) -> None:
 
 
 def _register() -> None:
-    from simctl.cli import faults, stack, toxiproxy
+    from simctl.cli import faults, operate, runbook, scenario, stack, toxiproxy, traffic
 
-    for command in faults.COMMANDS + stack.COMMANDS:
+    groups = [faults, stack, operate, traffic, scenario, runbook]
+    for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)
 

@@ -15,6 +15,7 @@ SERVICES = {
     "logplex": "simctl.platform.logplex",
     "dyno": "simctl.platform.dyno",
     "drain": "simctl.platform.drain",
+    "blackhole": "simctl.platform.blackhole",
 }
 
 

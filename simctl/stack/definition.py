@@ -131,6 +131,9 @@ def load(
         if isinstance(depends, dict):
             depends = list(depends)
         health = meta.pop("health", None)
+        for key, value in list(meta.items()):
+            if isinstance(value, str) and "://" in value:
+                meta[key] = rewriter.address(interpolate(value, env))
         if "endpoints" in meta:
             meta["endpoints"] = {
                 k: rewriter.address(interpolate(str(v), env)) for k, v in meta["endpoints"].items()

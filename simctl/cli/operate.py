@@ -1,0 +1,313 @@
+"""What an operator does to a running stack: logs, metrics, scale, dynos, and the
+actions runbooks use (flush a router, switch a control rod, disable a drain,
+maintenance mode, sync operations)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import urllib.parse
+import urllib.request
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from simctl.backends.http import call, text
+from simctl.backends.local import LocalBackend, base_url
+from simctl.cli.options import project_option
+from simctl.errors import InvalidInput, StackStartError
+
+console = Console()
+_DISPLAY = re.compile(r"^(\S+) (\w[\w-]*)\[([^\]]+)\]: ")
+
+
+# -- logs and metrics --------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--tail", "-t", "follow", is_flag=True, help="Keep streaming new lines.")
+@click.option("--app", "-a", default="web", show_default=True, help="The app's log channel.")
+@click.option("--source", "-s", type=click.Choice(["app", "heroku"]), default=None,
+              help="Only lines from this source.")
+@click.option("--dyno", "-d", "proc", default=None, metavar="NAME",
+              help="Only lines from this process (web.1, router, logplex, ...).")
+@click.option("--num", "-n", "count", type=click.IntRange(0, 1500), default=100,
+              show_default=True, help="How many past lines to show first.")
+@project_option
+def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc: str | None,
+         count: int) -> None:
+    """Show the app's logs through logplex, formatted like `heroku logs`."""
+    query = urllib.parse.urlencode({"app": app, "n": count, "follow": "1" if follow else "0"})
+    url = f"{backend.url_of('logplex')}/tail?{query}"
+    try:
+        resp = urllib.request.urlopen(url, timeout=None if follow else 10)  # noqa: S310
+    except OSError as exc:
+        detail = getattr(exc, "read", lambda: b"")().decode(errors="replace").strip()
+        raise StackStartError(f"logplex tail: {detail or getattr(exc, 'reason', exc)}") from None
+    try:
+        for raw in resp:
+            line = raw.decode(errors="replace").rstrip("\n")
+            match = _DISPLAY.match(line)
+            if match and ((source and match.group(2) != source) or (proc and
+                          match.group(3) != proc)):
+                continue
+            click.echo(line)
+            if follow:
+                sys.stdout.flush()
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    except OSError as exc:  # the stream ended badly (logplex stopped, timeout)
+        if follow:
+            raise StackStartError(f"logplex tail ended: {exc}") from None
+    finally:
+        resp.close()
+
+
+@click.command()
+@click.argument("service")
+@click.option("--grep", "-g", "pattern", default=None, help="Only lines containing TEXT.")
+@project_option
+def metrics(backend: LocalBackend, service: str, pattern: str | None) -> None:
+    """Print a service's Prometheus metrics (e.g. `simctl metrics router-1 --grep H12`)."""
+    state = backend.require_state()
+    proc = backend._process(state, service)
+    body = text(f"{base_url(proc)}/metrics")
+    for line in body.splitlines():
+        if pattern is None or pattern in line:
+            click.echo(line)
+
+
+@click.command()
+@click.argument("formation", metavar="APP=N")
+@project_option
+def scale(backend: LocalBackend, formation: str) -> None:
+    """Set how many dynos an app runs, e.g. `simctl scale web=4` (0 stops them all)."""
+    match = re.fullmatch(r"([a-z][a-z0-9-]*)=(\d{1,2})", formation)
+    if not match:
+        raise click.BadParameter("expected APP=N, e.g. web=4 (N from 0 to 99)")
+    app, count = match.group(1), int(match.group(2))
+    names = backend.scale(app, count)
+    console.print(f"{app}: {count} dyno(s) {', '.join(names)}".rstrip())
+
+
+# -- dynos -------------------------------------------------------------------------------
+
+
+def _params(values: tuple[str, ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected key=value", param_hint="--param")
+        value: object = raw
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                continue
+        if raw in ("true", "false"):
+            value = raw == "true"
+        out[key] = value
+    return out
+
+
+@click.group()
+def dyno() -> None:
+    """Switch a dyno's behaviour at run time (latency, error, hang, close, ...)."""
+
+
+@dyno.command("set")
+@click.argument("name", metavar="DYNO")
+@click.argument("behaviour")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="Behaviour parameter, e.g. -p ms=4000 (repeatable).")
+@project_option
+def dyno_set(backend: LocalBackend, name: str, behaviour: str, params: tuple[str, ...]) -> None:
+    """Set DYNO's BEHAVIOUR, e.g. `simctl dyno set web.1 latency -p ms=4000`."""
+    body = {"behaviour": behaviour, **_params(params)}
+    shown = call("POST", f"{backend.url_of('dyno', dyno=name)}/control", body)
+    console.print(f"{name}: {shown}")
+
+
+@dyno.command("show")
+@click.argument("name", metavar="DYNO", required=False)
+@project_option
+def dyno_show(backend: LocalBackend, name: str | None) -> None:
+    """Show the behaviour of one dyno, or of all of them."""
+    table = Table("dyno", "behaviour")
+    for proc in sorted(backend.find("dyno"), key=lambda p: str(p.labels.get("dyno"))):
+        dyno_name = str(proc.labels.get("dyno"))
+        if name and dyno_name != name:
+            continue
+        try:
+            shown = call("GET", f"{base_url(proc)}/control", timeout=2)
+        except Exception as exc:  # a killed dyno is still listed
+            shown = f"unreachable ({exc})"
+        table.add_row(dyno_name, str(shown))
+    console.print(table)
+
+
+@dyno.command("reset")
+@click.argument("name", metavar="DYNO", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every dyno.")
+@project_option
+def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
+    """Return a dyno (or --all) to normal behaviour."""
+    if bool(name) == all_:
+        raise click.UsageError("give a DYNO or --all")
+    procs = backend.find("dyno") if all_ else backend.find("dyno", dyno=name or "")
+    if not procs:
+        raise InvalidInput(f"no dyno {name!r}")
+    for proc in procs:
+        call("DELETE", f"{base_url(proc)}/control")
+        console.print(f"{proc.labels.get('dyno')}: normal")
+
+
+# -- operator actions --------------------------------------------------------------------
+
+
+def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[str]:
+    if bool(name) == all_:
+        raise click.UsageError("give a ROUTER (router-1) or --all")
+    procs = backend.find("router")
+    if name:
+        procs = [p for p in procs if name in (p.name, p.labels.get("instance"))]
+        if not procs:
+            raise InvalidInput(f"no router {name!r} (routers: "
+                               f"{', '.join(p.name for p in backend.find('router'))})")
+    return [base_url(p) for p in procs]
+
+
+@click.group()
+def router() -> None:
+    """Router operator actions."""
+
+
+@router.command("flush")
+@click.argument("name", metavar="ROUTER", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every router.")
+@project_option
+def router_flush(backend: LocalBackend, name: str | None, all_: bool) -> None:
+    """Flush a router's route cache and quarantine, then resync from a fresh snapshot."""
+    for url in _routers(backend, name, all_):
+        console.print(f"{url}: {call('POST', f'{url}/admin/flush', {})}")
+
+
+@router.command("resync")
+@click.argument("name", metavar="ROUTER", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every router.")
+@project_option
+def router_resync(backend: LocalBackend, name: str | None, all_: bool) -> None:
+    """Force a router to fetch a fresh route table snapshot from sync."""
+    for url in _routers(backend, name, all_):
+        console.print(f"{url}: {call('POST', f'{url}/admin/resync', {})}")
+
+
+@router.command("routes")
+@click.argument("name", metavar="ROUTER")
+@project_option
+def router_routes(backend: LocalBackend, name: str) -> None:
+    """Show the route table a router is using, and its sync state."""
+    for url in _routers(backend, name, False):
+        console.print_json(data=call("GET", f"{url}/admin/routes"))
+
+
+@click.command()
+@click.argument("name", metavar="ROD",
+                type=click.Choice(["deny_drain_forwarding", "deny_tail_sessions",
+                                   "deny_logs_ingress"]))
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@project_option
+def rod(backend: LocalBackend, name: str, setting: str) -> None:
+    """Switch a logplex control rod on or off (load-shedding switches)."""
+    url = backend.url_of("logplex")
+    call("POST", f"{url}/admin/rods/{name}", {"enabled": setting == "on"})
+    console.print(f"control rod {name}: {setting}")
+
+
+@click.group()
+def drain() -> None:
+    """Logplex drains: list, disable, enable."""
+
+
+@drain.command("list")
+@project_option
+def drain_list(backend: LocalBackend) -> None:
+    """Every drain with its state, buffer and counters."""
+    console.print_json(data=call("GET", f"{backend.url_of('logplex')}/admin/drains"))
+
+
+def _drain_switch(enabled: bool):
+    verb = "enable" if enabled else "disable"
+
+    @drain.command(verb, help=f"{verb.capitalize()} a drain (by name, e.g. main).")
+    @click.argument("name")
+    @project_option
+    def command(backend: LocalBackend, name: str) -> None:
+        call("POST", f"{backend.url_of('logplex')}/admin/drains/{name}", {"enabled": enabled})
+        console.print(f"drain {name}: {verb}d")
+
+    return command
+
+
+_drain_switch(True)
+_drain_switch(False)
+
+
+@click.command()
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@click.option("--app", "-a", default="web", show_default=True)
+@project_option
+def maintenance(backend: LocalBackend, setting: str, app: str) -> None:
+    """Put an app in maintenance mode (routers answer H80) or take it out."""
+    url = backend.url_of("sync")
+    call("POST", f"{url}/apps/{app}/maintenance", {"enabled": setting == "on"})
+    console.print(f"{app}: maintenance {setting}")
+
+
+@click.group()
+def sync() -> None:
+    """The route table's source: show it, or change it behind the routers' backs."""
+
+
+@sync.command("show")
+@project_option
+def sync_show(backend: LocalBackend) -> None:
+    """Print sync's route table snapshot."""
+    console.print_json(data=call("GET", f"{backend.url_of('sync')}/routes"))
+
+
+@sync.command("state")
+@click.argument("name", metavar="DYNO")
+@click.argument("state", type=click.Choice(["up", "starting", "crashed", "down"]))
+@click.option("--app", "-a", default="web", show_default=True)
+@project_option
+def sync_state(backend: LocalBackend, name: str, state: str, app: str) -> None:
+    """Record a dyno state change in the route table."""
+    call("POST", f"{backend.url_of('sync')}/apps/{app}/dynos/{name}", {"state": state})
+    console.print(f"{name}: {state}")
+
+
+@sync.command("address")
+@click.argument("name", metavar="DYNO")
+@click.argument("address", metavar="HOST:PORT|blackhole|proxy")
+@click.option("--app", "-a", default="web", show_default=True)
+@project_option
+def sync_address(backend: LocalBackend, name: str, address: str, app: str) -> None:
+    """Point a dyno's route somewhere else: an address, `blackhole` (never answers: H19)
+    or `proxy` (back to its fault-plane proxy)."""
+    resolved = backend.dyno_address(name, address)
+    call("POST", f"{backend.url_of('sync')}/apps/{app}/dynos/{name}", {"address": resolved})
+    console.print(f"{name}: {resolved}")
+
+
+@sync.command("poison")
+@project_option
+def sync_poison(backend: LocalBackend) -> None:
+    """Append a malformed record to the route stream (routers must not crash-loop)."""
+    console.print(call("POST", f"{backend.url_of('sync')}/poison", {}))
+
+
+COMMANDS = [logs, metrics, scale, dyno, router, rod, drain, maintenance, sync]

@@ -1,0 +1,140 @@
+"""`simctl runbook list|show|check|run`: read, check and execute Markdown runbooks."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from simctl.errors import EXIT_FAILED, EXIT_INVALID
+from simctl.runbook.check import CheckContext, check_runbook
+from simctl.runbook.parser import parse_runbook
+from simctl.runbook.steps import DEFAULT_TIMEOUT, StepResult, run_step
+from simctl.scenario import catalog
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+@click.group()
+def runbook() -> None:
+    """Markdown runbooks: list, show, check, and run a step."""
+
+
+@runbook.command("list")
+def list_() -> None:
+    """List the runbooks (runbooks/*.md) with their alerts, scenarios and steps."""
+    paths = catalog.runbook_files()
+    console = _console()
+    if not paths:
+        console.print(Text(f"no runbooks in {catalog.display(catalog.runbooks_dir())}"))
+        return
+    table = Table("id", "title", "alerts", "scenarios", "steps", "file")
+    for path in paths:
+        book = parse_runbook(path)
+        front = book.front
+        runnable = sum(1 for s in book.steps if s.executable)
+        table.add_row(
+            Text(book.id), Text(book.title or "(no valid front matter)"),
+            Text(", ".join(front.alerts) if front else ""),
+            Text(", ".join(front.scenarios) if front else ""),
+            f"{len(book.steps)} ({runnable} simctl-only)",
+            Text(catalog.display(path)),
+        )
+    console.print(table)
+
+
+@runbook.command()
+@click.argument("runbook_ref", metavar="RUNBOOK")
+def show(runbook_ref: str) -> None:
+    """Show a runbook's front matter, sections and steps (an id or a path)."""
+    path = catalog.resolve_runbook(runbook_ref)
+    book = parse_runbook(path)
+    console = _console()
+    console.print(Text(f"{book.id}: {book.title}", style="bold"))
+    if book.front is not None:
+        front = book.front
+        console.print(Text(f"alerts: {', '.join(front.alerts) or '-'}   scenarios: "
+                           f"{', '.join(front.scenarios) or '-'}   owner: {front.owner or '-'}"))
+    else:
+        console.print(Text("no valid front matter (see `simctl runbook check`)"))
+    console.print(Text(f"sections: {', '.join(h.title for h in book.headings) or '-'}"))
+    table = Table("step", "section", "line", "runs", "commands")
+    for step in book.steps:
+        runs = "simctl" if step.executable else "needs --allow-shell"
+        commands = "\n".join(c.text for c in step.commands) or "-"
+        table.add_row(Text(step.id or ""), Text(step.section or "-"), str(step.line), runs,
+                      Text(commands))
+    console.print(table)
+
+
+@runbook.command()
+@click.argument("runbooks", nargs=-1, metavar="[RUNBOOK]...")
+def check(runbooks: tuple[str, ...]) -> None:
+    """Check runbooks (ids or paths; default: all): front matter, sections, steps,
+    simctl commands, referenced scenarios and alerts. Exits 2 on any error; warnings
+    (RB009) are printed but do not fail."""
+    paths = [catalog.resolve_runbook(r) for r in runbooks] or catalog.runbook_files()
+    if not paths:
+        click.echo(f"no runbooks in {catalog.display(catalog.runbooks_dir())}")
+        return
+    context = CheckContext.discover()
+    findings = [f for p in paths for f in check_runbook(p, context, catalog.display(p))]
+    for finding in findings:
+        click.echo(str(finding))
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = len(findings) - len(errors)
+    summary = (f"{len(paths)} runbook(s) checked: {len(errors)} error(s), "
+               f"{warnings} warning(s)")
+    if errors:
+        click.echo(summary, err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(summary)
+
+
+@runbook.command()
+@click.argument("runbook_ref", metavar="RUNBOOK")
+@click.option("--step", "steps", multiple=True, required=True, metavar="ID",
+              help="The step to run (repeatable: run in order, stop at the first failure).")
+@click.option("--allow-shell", is_flag=True,
+              help="Also run steps with non-simctl commands (through /bin/sh -c).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT,
+              show_default=True, help="Seconds each command may take.")
+def run(runbook_ref: str, steps: tuple[str, ...], allow_shell: bool, timeout: float) -> None:
+    """Run runbook steps. simctl commands run without a shell; exits 1 when a step fails."""
+    book = parse_runbook(catalog.resolve_runbook(runbook_ref))
+    console = _console()
+    for step_id in steps:
+        result = run_step(book, step_id, allow_shell=allow_shell, timeout=timeout)
+        _report(console, result)
+        if not result.ok:
+            sys.exit(EXIT_FAILED)
+
+
+def _report(console: Console, result: StepResult) -> None:
+    console.print(Text(f"step {result.step_id} ({result.section or 'no section'})",
+                       style="bold"))
+    for command in result.commands:
+        console.print(Text(f"$ {command.text}"))
+        if command.stdout:
+            console.print(Text(command.stdout.rstrip("\n")))
+        if command.stderr:
+            console.print(Text(command.stderr.rstrip("\n"), style="dim"))
+        if command.timed_out:
+            console.print(Text(f"timed out after {command.duration:.1f}s", style="red"))
+        elif not command.ok:
+            console.print(Text(f"exit {command.returncode} (line {command.line})",
+                               style="red"))
+    if result.ok:
+        console.print(Text(f"step {result.step_id}: ok ({len(result.commands)} command(s), "
+                           f"{result.duration:.1f}s)", style="green"))
+    else:
+        skipped = f", {len(result.not_run)} command(s) not run" if result.not_run else ""
+        console.print(Text(f"step {result.step_id}: failed{skipped}", style="red"))
+
+
+COMMANDS = [runbook]

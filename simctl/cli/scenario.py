@@ -1,0 +1,176 @@
+"""`simctl scenario list|show|lint|schema`: read-only views of the scenario files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from simctl.errors import EXIT_INVALID
+from simctl.scenario import catalog
+from simctl.scenario.describe import describe, undo
+from simctl.scenario.loader import LintResult, lint_scenario
+from simctl.scenario.model import Scenario, format_duration, format_rate
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _lint(path: Path) -> LintResult:
+    return lint_scenario(path, display=catalog.display(path))
+
+
+def _paths(arguments: tuple[str, ...]) -> list[Path]:
+    if arguments:
+        return [catalog.resolve_scenario(a) for a in arguments]
+    return catalog.scenario_files()
+
+
+def _fail(results: list[LintResult]) -> None:
+    for result in results:
+        for issue in result.issues:
+            click.echo(str(issue))
+    bad = sum(1 for r in results if r.issues)
+    errors = sum(len(r.issues) for r in results)
+    click.echo(f"{errors} error(s) in {bad} of {len(results)} scenario file(s)", err=True)
+    sys.exit(EXIT_INVALID)
+
+
+@click.group()
+def scenario() -> None:
+    """Scenario files: list, show, lint, and the JSON Schema for editors."""
+
+
+@scenario.command("list")
+def list_() -> None:
+    """List the scenarios (scenarios/*.yaml), with whether each is valid."""
+    paths = catalog.scenario_files()
+    console = _console()
+    if not paths:
+        console.print(Text(f"no scenarios in {catalog.display(catalog.scenarios_dir())}"))
+        return
+    table = Table("id", "title", "difficulty", "tags", "runbook", "status")
+    for path in paths:
+        result = _lint(path)
+        s = result.scenario
+        status = Text("ok", style="green") if s else Text(
+            f"{len(result.issues)} error(s)", style="red")
+        if s is None:
+            table.add_row(Text(path.stem), "", "", "", "", status)
+            continue
+        table.add_row(Text(s.id), Text(s.title), str(s.difficulty), Text(", ".join(s.tags)),
+                      Text(s.runbook), status)
+    console.print(table)
+
+
+@scenario.command()
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+def lint(scenarios: tuple[str, ...]) -> None:
+    """Validate scenario files (ids or paths; default: all), printing every error.
+
+    Exits 2 when any file is invalid.
+    """
+    paths = _paths(scenarios)
+    if not paths:
+        click.echo(f"no scenarios in {catalog.display(catalog.scenarios_dir())}")
+        return
+    results = [_lint(p) for p in paths]
+    if any(r.issues for r in results):
+        _fail(results)
+    click.echo(f"{len(results)} scenario file(s) valid")
+
+
+@scenario.command()
+@click.argument("scenario_ref", metavar="SCENARIO")
+@click.option("--json", "as_json", is_flag=True, help="Print the validated scenario as JSON.")
+@click.option("--no-hints", is_flag=True, help="Leave the hints out (for drills).")
+def show(scenario_ref: str, as_json: bool, no_hints: bool) -> None:
+    """Show one scenario (an id or a path): load, timeline, checks, and what undoes what."""
+    result = _lint(catalog.resolve_scenario(scenario_ref))
+    if result.scenario is None:
+        _fail([result])
+    s = result.scenario
+    assert s is not None
+    if as_json:
+        data = s.model_dump(mode="json", by_alias=True)
+        if no_hints:
+            data.pop("hints", None)
+        click.echo(json.dumps(data, indent=2))
+        return
+    _render(s, result.path, no_hints)
+
+
+def _render(s: Scenario, path: Path, no_hints: bool) -> None:
+    console = _console()
+    console.print(Text(f"{s.id}: {s.title}", style="bold"))
+    stars = "*" * s.difficulty + "." * (5 - s.difficulty)
+    meta = (f"difficulty {s.difficulty}/5 [{stars}]   timing {s.timing}   "
+            f"seed {s.seed if s.seed is not None else '-'}   file {catalog.display(path)}")
+    console.print(Text(meta))
+    console.print(Text(f"runbook {s.runbook}   tags {', '.join(s.tags) or '-'}"))
+    if s.description:
+        console.print(Text(s.description.rstrip()))
+    if s.objectives:
+        console.print(Text("objectives:", style="bold"))
+        for objective in s.objectives:
+            console.print(Text(f"  - {objective}"))
+    ld = s.load
+    console.print(Text(f"load: http {format_rate(ld.http)} to {ld.host}{ld.path} through "
+                       f"{ld.router}, logs {format_rate(ld.logs)}"))
+    _probes(console, "steady state (before the faults and, by default, after recovery):",
+            s.steady_state)
+    table = Table("at", "for", "fault", "undone by", title="faults")
+    for fault in s.timeline():
+        table.add_row(format_duration(fault.at),
+                      format_duration(fault.for_) if fault.for_ is not None else "-",
+                      Text(describe(fault)), Text(undo(fault)))
+    console.print(table)
+    for symptom in s.symptoms:
+        _probes(console, f"symptoms within {format_duration(symptom.within)}:", symptom.expect)
+    if s.alerts:
+        console.print(Text(f"alerts: {', '.join(s.alerts)}"))
+    steps = ", ".join(s.mitigation.runbook_steps) or "none"
+    console.print(Text(f"mitigation: runbook steps {steps}"))
+    default = " (the steady state)" if s.recovery.expect is None else ""
+    _probes(console, f"recovery within {format_duration(s.recovery.within)}{default}:",
+            s.recovery_expect)
+    if s.abort.when:
+        _probes(console, "abort when any holds:", s.abort.when)
+    if s.hints and not no_hints:
+        console.print(Text("hints:", style="bold"))
+        for hint in s.hints:
+            console.print(Text(f"  - {hint}"))
+
+
+def _probes(console: Console, title: str, probes: list) -> None:  # type: ignore[type-arg]
+    console.print(Text(title, style="bold"))
+    for probe in probes:
+        console.print(Text(f"  - {probe}"))
+    if not probes:
+        console.print(Text("  (none)"))
+
+
+@scenario.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of stdout.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of scenario files (for editor completion and checks)."""
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Scenario.model_json_schema(by_alias=True),
+    }
+    text = json.dumps(document, indent=2) + "\n"
+    if output:
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [scenario]

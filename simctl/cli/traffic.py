@@ -1,0 +1,115 @@
+"""`simctl traffic`: open-loop load against the running stack, with a live summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import click
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from simctl.backends.local import LocalBackend
+from simctl.cli.options import project_option
+from simctl.errors import InvalidInput
+from simctl.load.generator import HttpTraffic, LoadGenerator, LogTraffic
+from simctl.load.results import HttpStats, LoadSnapshot
+
+console = Console()
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    text = value.removesuffix("/s")
+    try:
+        rate = float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected a rate like 200 or 200/s") from None
+    if not 0 < rate <= 100_000:
+        raise click.BadParameter("must be above 0 and at most 100000 per second")
+    return rate
+
+
+def _table(snap: LoadSnapshot) -> Group:
+    parts = []
+    http: HttpStats | None = snap.http
+    if http is not None:
+        t = Table(title=f"HTTP after {snap.elapsed:.1f}s", box=None, pad_edge=False)
+        for col in ("sent", "ok", "success", "p50", "p90", "p99", "max", "rate"):
+            t.add_column(col, justify="right")
+        lat = http.latency
+        ratio = "-" if http.success_ratio is None else f"{http.success_ratio:.2%}"
+        t.add_row(str(http.sent), str(http.ok), ratio, _ms(lat.p50), _ms(lat.p90),
+                  _ms(lat.p99), _ms(lat.max), f"{http.achieved_rate:.0f}/s")
+        parts.append(t)
+        detail = Table(box=None, pad_edge=False, show_header=False)
+        statuses = " ".join(f"{k}:{v}" for k, v in sorted(http.by_status.items()))
+        codes = " ".join(f"{k}:{v}" for k, v in sorted(http.by_code.items()))
+        detail.add_row("status", statuses or "-")
+        detail.add_row("H-codes", codes or "-")
+        if http.timeouts or http.connection_errors or http.unsent:
+            detail.add_row("failed", f"timeouts:{http.timeouts} connection:"
+                           f"{http.connection_errors} unsent:{http.unsent}")
+        parts.append(detail)
+    if snap.logs is not None:
+        logs = snap.logs
+        parts.append(f"log lines: sent {logs.sent} rejected {logs.rejected} failed "
+                     f"{logs.failed} ({logs.achieved_rate:.0f}/s)")
+    return Group(*parts)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}ms"
+
+
+@click.command()
+@click.option("--rate", "-r", callback=_rate, default="50", show_default=True,
+              help="HTTP requests per second (open loop: sent on the clock).")
+@click.option("--duration", "-d", type=click.FloatRange(0.1, 86400), default=10.0,
+              show_default=True, help="Seconds to run.")
+@click.option("--router", default="edge.1", show_default=True,
+              help="Which edge proxy to send to (edge.1, edge.2, edge-tls.1, ...).")
+@click.option("--host", default="web.localhost", show_default=True, help="Host header.")
+@click.option("--path", default="/", show_default=True)
+@click.option("--logs", "log_rate", callback=_rate, default=None,
+              help="Also send log lines per second to logplex.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
+@project_option
+def traffic(backend: LocalBackend, rate: float, duration: float, router: str, host: str,
+            path: str, log_rate: float | None, as_json: bool) -> None:
+    """Send open-loop HTTP traffic through a router and show success, latency, H-codes."""
+    state = backend.require_state()
+    from simctl.faults.client import ToxiproxyClient
+
+    proxies = ToxiproxyClient(state.toxiproxy_url).proxies()
+    if router not in proxies or not router.startswith("edge"):
+        edges = ", ".join(sorted(p for p in proxies if p.startswith("edge")))
+        raise InvalidInput(f"no edge proxy {router!r} (choose from {edges})")
+    scheme = "https" if "tls" in router else "http"
+    url = f"{scheme}://{proxies[router].listen}{path}"
+    http = HttpTraffic(url=url, rate=rate, host=host, verify_tls=False)
+    logs = LogTraffic(url=backend.url_of("logplex"), rate=log_rate) if log_rate else None
+    generator = LoadGenerator(http, logs, duration=duration)
+    result = asyncio.run(_run(generator, live=not as_json))
+    if as_json:
+        click.echo(json.dumps(result.summary.as_dict(), default=str))
+    else:
+        console.print(_table(result.summary))
+
+
+async def _run(generator: LoadGenerator, live: bool):
+    await generator.start()
+    if not live:
+        return await generator.wait()
+    with Live(_table(generator.snapshot()), console=console, refresh_per_second=4,
+              transient=True) as view:
+        task = asyncio.ensure_future(generator.wait())
+        while not task.done():
+            view.update(_table(generator.snapshot()))
+            await asyncio.sleep(0.25)
+        return task.result()
+
+
+COMMANDS = [traffic]

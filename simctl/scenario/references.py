@@ -1,0 +1,405 @@
+"""Checks of the names a scenario uses, against the stack, the toxic registry and the runbook.
+
+Runs on the raw YAML data (not the validated model) so that it reports its findings in
+the same pass as the schema errors, and skips whatever has the wrong shape (the schema
+reports that). Each finding is a ``Finding`` with the path of the offending value; the
+loader turns paths into file positions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simctl.errors import InvalidInput
+from simctl.faults.toxics import REGISTRY
+from simctl.scenario import catalog, expressions
+from simctl.scenario.errors import did_you_mean
+from simctl.scenario.model import ACTION_KEYS, parse_duration
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: tuple[Any, ...]
+    message: str
+    offset: int | None = None  # 0-based character offset inside a string value
+    at_key: bool = False  # point at the key rather than the value
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """The names a scenario may use, from the stack definition."""
+
+    proxies: tuple[str, ...]
+    services: tuple[str, ...]
+    roles: dict[str, tuple[str, ...]]
+    dynos: dict[str, tuple[str, ...]]  # app -> dyno names (web.1, ...)
+    drains: tuple[str, ...]
+
+    @classmethod
+    def from_definition(cls, definition: Any) -> StackInfo:
+        roles: dict[str, list[str]] = {}
+        dynos: dict[str, list[str]] = {}
+        drains: list[str] = []
+        for name, spec in definition.services.items():
+            roles.setdefault(spec.role, []).append(name)
+            if spec.role == "dyno" and spec.labels.get("dyno"):
+                dynos.setdefault(str(spec.labels.get("app", "web")), []).append(
+                    str(spec.labels["dyno"]))
+            if spec.role == "drain" and spec.labels.get("drain"):
+                drains.append(str(spec.labels["drain"]))
+        return cls(
+            proxies=tuple(p["name"] for p in definition.proxies),
+            services=tuple(definition.services),
+            roles={k: tuple(v) for k, v in roles.items()},
+            dynos={k: tuple(v) for k, v in dynos.items()},
+            drains=tuple(drains),
+        )
+
+    @property
+    def routers(self) -> tuple[str, ...]:
+        return self.roles.get("router", ())
+
+    @property
+    def dyno_names(self) -> tuple[str, ...]:
+        return tuple(name for names in self.dynos.values() for name in names)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """What `on TARGET` and `health TARGET` accept: services, roles and dyno names."""
+        return self.services + tuple(self.roles) + self.dyno_names
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(f"drain.{d}" for d in self.drains) + ("tail",)
+
+
+@functools.lru_cache(maxsize=8)
+def _stack_info(directory: Path | None) -> StackInfo:
+    from simctl.stack import definition
+
+    return StackInfo.from_definition(definition.load(directory))
+
+
+def stack_info(directory: Path | None = None) -> StackInfo:
+    """The stack's names (cached); raises InvalidInput when the stack files are unreadable."""
+    from simctl.stack import definition
+
+    return _stack_info(directory or definition.default_stack_dir())
+
+
+@dataclass
+class Context:
+    file: Path
+    stack: StackInfo | None
+    runbooks: Path | None = None
+    root: Path | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, path: tuple[Any, ...], message: str, *, offset: int | None = None,
+            at_key: bool = False) -> None:
+        self.findings.append(Finding(path, message, offset, at_key))
+
+
+def check(data: Any, ctx: Context) -> list[Finding]:
+    if not isinstance(data, dict):
+        return []
+    _check_id(data, ctx)
+    if ctx.stack is not None:
+        _check_load(data, ctx)
+        _check_faults(data, ctx)
+        for path, text in _probe_strings(data):
+            _check_probe(path, text, ctx)
+    _check_runbook(data, ctx)
+    return ctx.findings
+
+
+def _check_id(data: dict[str, Any], ctx: Context) -> None:
+    value = data.get("id")
+    if isinstance(value, str) and value != ctx.file.stem:
+        ctx.add(("id",), f"id '{value}' does not match the file name '{ctx.file.name}' "
+                         f"(expected '{ctx.file.stem}')")
+
+
+def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _check_load(data: dict[str, Any], ctx: Context) -> None:
+    assert ctx.stack is not None
+    router = _mapping(data, "load").get("router")
+    edges = [p for p in ctx.stack.proxies if p.startswith("edge")]
+    if isinstance(router, str) and router not in edges:
+        ctx.add(("load", "router"), f"unknown edge proxy '{router}'{did_you_mean(router, edges)}")
+
+
+def _dyno_names(data: dict[str, Any], stack: StackInfo) -> dict[str, set[str]]:
+    """Dynos per app: the stack's, plus web.N up to the largest scale the scenario sets."""
+    names = {app: set(dynos) for app, dynos in stack.dynos.items()}
+    for _, item in _faults(data):
+        sync = item.get("sync")
+        if isinstance(sync, dict) and sync.get("op") == "scale":
+            count, app = sync.get("dynos"), sync.get("app", "web")
+            if isinstance(count, int) and isinstance(app, str):
+                names.setdefault(app, set()).update(f"{app}.{i}" for i in range(1, count + 1))
+    return names
+
+
+def _faults(data: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    faults = data.get("faults")
+    if isinstance(faults, list):
+        for index, item in enumerate(faults):
+            if isinstance(item, dict):
+                yield index, item
+
+
+def _check_faults(data: dict[str, Any], ctx: Context) -> None:
+    dynos = _dyno_names(data, ctx.stack)  # type: ignore[arg-type]
+    for index, item in _faults(data):
+        keys = [k for k in item if k in ACTION_KEYS]
+        if len(keys) != 1 or not isinstance(item[keys[0]], dict):
+            continue
+        key = keys[0]
+        path = ("faults", index, key)
+        _ACTION_CHECKS[key](path, item[key], ctx, dynos)
+    _check_toxic_names(data, ctx)
+
+
+def _name(ctx: Context, path: tuple[Any, ...], value: Any, choices: Any, what: str) -> bool:
+    if isinstance(value, str) and value not in choices:
+        ctx.add(path, f"unknown {what} '{value}'{did_you_mean(value, choices)}")
+        return False
+    return isinstance(value, str)
+
+
+def _toxic(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+           dynos: dict[str, set[str]]) -> None:
+    assert ctx.stack is not None
+    _name(ctx, (*path, "proxy"), action.get("proxy"), ctx.stack.proxies, "proxy")
+    kind_name = action.get("type")
+    if not _name(ctx, (*path, "type"), kind_name, REGISTRY, "toxic type"):
+        return
+    kind = REGISTRY[kind_name]
+    attributes = action.get("attributes")
+    if not isinstance(attributes, dict):
+        return
+    known = {a.name: a for a in kind.attributes}
+    clean = True
+    for key, value in attributes.items():
+        attr = known.get(key)
+        if attr is None:
+            clean = False
+            if not known:
+                ctx.add((*path, "attributes", key), f"{kind_name} takes no attributes",
+                        at_key=True)
+            else:
+                ctx.add((*path, "attributes", key),
+                        f"unknown {kind_name} attribute '{key}'{did_you_mean(key, known)}",
+                        at_key=True)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if not attr.minimum <= value <= attr.maximum:
+                clean = False
+                ctx.add((*path, "attributes", key),
+                        f"{key}={value} is out of range: {attr.minimum} to {attr.maximum} "
+                        f"{attr.unit}")
+        else:
+            clean = False  # the schema reports the type
+    if clean:
+        values = {a.name: attributes.get(a.name, 0) for a in kind.attributes}
+        problem = kind.check(values)
+        if problem:
+            ctx.add((*path, "attributes"), problem)
+
+
+def _proxy(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+           dynos: dict[str, set[str]]) -> None:
+    assert ctx.stack is not None
+    _name(ctx, (*path, "name"), action.get("name"), ctx.stack.proxies, "proxy")
+
+
+def _process(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+             dynos: dict[str, set[str]]) -> None:
+    assert ctx.stack is not None
+    service = action.get("service")
+    if _name(ctx, (*path, "service"), service, ctx.stack.services, "service") \
+            and service in ctx.stack.roles.get("toxiproxy", ()):
+        ctx.add((*path, "service"), f"'{service}' is the fault plane: it cannot be a "
+                                    "process fault target (rollback needs it)")
+
+
+def _dyno_ref(ctx: Context, path: tuple[Any, ...], value: Any, app: Any,
+              dynos: dict[str, set[str]]) -> None:
+    if not isinstance(value, str):
+        return
+    names = dynos.get(app, set()) if isinstance(app, str) else set().union(*dynos.values())
+    if value not in names:
+        hint = did_you_mean(value, names)
+        ctx.add(path, f"unknown dyno '{value}'{hint} (more dynos need a "
+                      f"'sync: {{op: scale}}' fault first)")
+
+
+def _dyno(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+          dynos: dict[str, set[str]]) -> None:
+    _dyno_ref(ctx, (*path, "dyno"), action.get("dyno"), None, dynos)
+    behaviour, params = action.get("behaviour"), action.get("params", {})
+    if not isinstance(behaviour, str) or not isinstance(params, dict):
+        return
+    from simctl.platform.dyno.behaviour import NAMES, BehaviourError, parse
+
+    if behaviour not in NAMES:
+        return  # the schema reports it
+    try:
+        parse({**params, "behaviour": behaviour})
+    except BehaviourError as exc:
+        message = str(exc)
+        where: tuple[Any, ...] = (*path, "params")
+        for key in params:
+            if f"'{key}'" in message:
+                where = (*path, "params", key)
+                break
+        ctx.add(where, message, at_key=where[-1] != "params")
+
+
+def _sync(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+          dynos: dict[str, set[str]]) -> None:
+    app = action.get("app", "web")
+    if not _name(ctx, (*path, "app"), app, dynos, "app"):
+        return
+    if action.get("op") in ("state", "address"):
+        _dyno_ref(ctx, (*path, "dyno"), action.get("dyno"), app, dynos)
+
+
+def _drain(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+           dynos: dict[str, set[str]]) -> None:
+    assert ctx.stack is not None
+    name = action.get("name")
+    if isinstance(name, str) and name.startswith("drain.") and name[6:] in ctx.stack.drains:
+        ctx.add((*path, "name"), f"'{name}' is the proxy; the drain is called '{name[6:]}'")
+        return
+    _name(ctx, (*path, "name"), name, ctx.stack.drains, "drain")
+
+
+def _router(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+            dynos: dict[str, set[str]]) -> None:
+    assert ctx.stack is not None
+    _name(ctx, (*path, "router"), action.get("router"), ctx.stack.routers, "router")
+
+
+def _nothing(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+             dynos: dict[str, set[str]]) -> None:
+    return
+
+
+_ACTION_CHECKS = {
+    "toxic": _toxic, "proxy": _proxy, "process": _process, "dyno": _dyno, "sync": _sync,
+    "load": _nothing, "rod": _nothing, "drain": _drain, "router": _router,
+}
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None
+
+
+def _check_toxic_names(data: dict[str, Any], ctx: Context) -> None:
+    """Two toxics with one name on one proxy at overlapping times: Toxiproxy says 409."""
+    seen: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    for index, item in _faults(data):
+        toxic = item.get("toxic")
+        start = _seconds(item.get("at"))
+        if not isinstance(toxic, dict) or start is None or "for" in item and \
+                _seconds(item["for"]) is None:
+            continue
+        proxy, kind = toxic.get("proxy"), toxic.get("type")
+        if not isinstance(proxy, str) or not isinstance(kind, str):
+            continue
+        name = toxic.get("name") or f"{kind}_{toxic.get('stream', 'downstream')}"
+        end = start + _seconds(item["for"]) if "for" in item else float("inf")  # type: ignore[operator]
+        for other, other_start, other_end in seen.get((proxy, str(name)), []):
+            if start < other_end and other_start < end:
+                ctx.add(("faults", index, "toxic"),
+                        f"toxic '{name}' is already on {proxy} from faults[{other}]: give one "
+                        "of them a distinct 'name'")
+                break
+        seen.setdefault((proxy, str(name)), []).append((index, start, end))
+
+
+def _probe_strings(data: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    def strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+        if isinstance(value, list):
+            for i, text in enumerate(value):
+                if isinstance(text, str):
+                    yield (*path, i), text
+
+    yield from strings(data.get("steady_state"), ("steady_state",))
+    symptoms = data.get("symptoms")
+    if isinstance(symptoms, list):
+        for i, symptom in enumerate(symptoms):
+            if isinstance(symptom, dict):
+                yield from strings(symptom.get("expect"), ("symptoms", i, "expect"))
+    yield from strings(_mapping(data, "recovery").get("expect"), ("recovery", "expect"))
+    yield from strings(_mapping(data, "abort").get("when"), ("abort", "when"))
+
+
+def _check_probe(path: tuple[Any, ...], text: str, ctx: Context) -> None:
+    assert ctx.stack is not None
+    try:
+        probe = expressions.parse(text)
+    except expressions.ExpressionError:
+        return  # the schema reports it
+    for ref in probe.refs:
+        choices = ctx.stack.targets if ref.kind == "target" else ctx.stack.sources
+        if ref.name not in choices:
+            what = "service, role or dyno" if ref.kind == "target" else "log source"
+            ctx.add(path, f"unknown {what} '{ref.name}'{did_you_mean(ref.name, choices)}",
+                    offset=ref.column - 1)
+    if isinstance(probe, expressions.LogsProbe):
+        drain = probe.label_map.get("drain")
+        if drain is not None and drain not in ctx.stack.drains:
+            ctx.add(path, f"unknown drain '{drain}'{did_you_mean(drain, ctx.stack.drains)}",
+                    offset=text.find(f'"{drain}"') + 1)
+
+
+def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
+    from simctl.runbook.parser import parse_runbook
+
+    reference = data.get("runbook")
+    if not isinstance(reference, str) or not reference:
+        return
+    path = catalog.runbook_path(reference, runbooks=ctx.runbooks, root=ctx.root)
+    if not path.is_file():
+        known = [f"runbooks/{p.name}" for p in catalog.runbook_files(path.parent)] \
+            if path.parent.is_dir() else []
+        hint = did_you_mean(reference, known, listing=False)
+        ctx.add(("runbook",), f"runbook file not found: {reference} (looked for "
+                              f"{catalog.display(path)}){hint}")
+        return
+    try:
+        runbook = parse_runbook(path)
+    except InvalidInput as exc:
+        ctx.add(("runbook",), f"cannot read the runbook: {exc}")
+        return
+    steps = _mapping(data, "mitigation").get("runbook_steps")
+    ids = runbook.step_ids
+    if isinstance(steps, list):
+        for i, step in enumerate(steps):
+            if isinstance(step, str) and step not in ids:
+                ctx.add(("mitigation", "runbook_steps", i),
+                        f"no step '{step}' in {reference}{did_you_mean(step, ids)}")
+    alerts = data.get("alerts")
+    if not isinstance(alerts, list) or not alerts:
+        return
+    if runbook.front is None:
+        ctx.add(("alerts",), f"cannot check the alerts: {reference} has no valid front matter "
+                             f"(see `simctl runbook check {reference}`)", at_key=True)
+        return
+    for i, alert in enumerate(alerts):
+        if isinstance(alert, str) and alert not in runbook.front.alerts:
+            ctx.add(("alerts", i), f"alert '{alert}' is not listed in the front matter of "
+                                   f"{reference}{did_you_mean(alert, runbook.front.alerts)}")
