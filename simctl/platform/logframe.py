@@ -101,6 +101,7 @@ def parse(
     """
     header = _HEADER[structured]
     messages: list[LogMessage] = []
+    append = messages.append
     pos, end = 0, len(body)
     while pos < end:
         space = body.find(b" ", pos, pos + 8)
@@ -110,7 +111,10 @@ def parse(
         start = space + 1
         if length == 0 or start + length > end:
             raise FrameError(f"frame at byte {pos} claims {length} bytes, body has {end - start}")
-        messages.append(_parse_message(header, body[start:start + length], pos))
+        match = header.fullmatch(body[start:start + length].decode(errors="replace"))
+        if match is None:
+            raise FrameError(f"frame at byte {pos} is not an RFC 5424 message")
+        append(_message(match, pos))
         if len(messages) > limit:
             raise FrameError("too many messages in one body")
         pos = start + length
@@ -123,10 +127,7 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _parse_message(header: re.Pattern[str], raw: bytes, offset: int) -> LogMessage:
-    match = header.fullmatch(raw.decode(errors="replace"))
-    if match is None:
-        raise FrameError(f"frame at byte {offset} is not an RFC 5424 message")
+def _message(match: re.Match[str], offset: int) -> LogMessage:
     pri, ts, host, app, proc, _msgid, text = match.groups()
     priority = int(pri)
     if priority > 191:

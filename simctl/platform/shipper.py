@@ -100,7 +100,11 @@ class LogShipper:
             self._wake.set()
             await asyncio.sleep(0.01)
         if self._task is not None:
-            self._task.cancel()
+            # On Python 3.11 wait_for() in _run can swallow a cancellation that lands as its
+            # timer fires, and the task would go on forever: cancel until it is done.
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.1)
             await asyncio.gather(self._task, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
