@@ -1,0 +1,394 @@
+"""The client side of the router: one asyncio protocol per connection, h11 as the server.
+
+The protocol buffers what arrives and wakes the connection's coroutine; the coroutine
+reads request heads (keep-alive honoured, pipelining allowed) and hands each request to
+the router. Requests it cannot parse get a 400 (H26) and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import TYPE_CHECKING
+
+import h11
+
+from simctl.platform.router.dispatch import Waker
+
+if TYPE_CHECKING:
+    from simctl.platform.router.core import RouterCore
+
+log = logging.getLogger("simctl.router")
+
+MAX_HEAD = 64 * 1024  # request line + headers, parsed at once
+MAX_REQUEST_LINE = 8192  # Vegur's listener limits (domain.md 2.4)
+MAX_HEADER_VALUE = 8192
+MAX_HEADER_NAME = 1000
+MAX_HEADERS = 1000
+READ_LIMIT = 256 * 1024  # unread request bytes buffered before reading pauses
+WRITE_LIMIT = 1024 * 1024  # Heroku's 1 MB response buffer per connection
+FLUSH_AT = 64 * 1024  # response bytes held back to write them at once
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate",
+    b"proxy-authorization", b"te", b"trailer", b"transfer-encoding", b"upgrade",
+})
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
+_SKIP_UP = frozenset({
+    b"x-request-id", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-port",
+    b"x-request-start", b"via", b"expect", b"content-length",
+}) | HOP_BY_HOP
+_SKIP_DOWN = frozenset({b"via", b"content-length"}) | HOP_BY_HOP
+VEGUR = b"1.1 vegur"
+
+
+def request_id(value: bytes | None) -> str:
+    """A client's X-Request-Id if it is 20-200 of [A-Za-z0-9+/=-], else a new uuid (v4)."""
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value.decode("ascii")
+    raw = bytearray(os.urandom(16))  # what uuid.uuid4() does, without its object
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    x = raw.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+def header_list(request: h11.Request) -> list[tuple[bytes, bytes]]:
+    """The request's headers as a list of (lower-case name, value), built once.
+
+    (Iterating h11's Headers goes through the generic Sequence protocol, item by item.)
+    """
+    items = getattr(request.headers, "_full_items", None)
+    if items is None:  # pragma: no cover - another h11 version
+        return list(request.headers)
+    return [(name, value) for _, name, value in items]
+
+
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in Connection: (hop-by-hop for this message only)."""
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(tokens)
+
+
+def upstream_headers(headers: list[tuple[bytes, bytes]], chunked: bool,
+                     extra: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+    """The request's headers for the dyno: hop-by-hop ones out, framing redone, ``extra``
+    (X-Request-Id, X-Forwarded-*, X-Request-Start) in place of the client's, Via appended,
+    and ``Connection: close`` (a new dyno connection per request)."""
+    tokens = connection_tokens(headers)
+    out: list[tuple[bytes, bytes]] = []
+    via: list[bytes] = []
+    length = None
+    for name, value in headers:
+        if name in _SKIP_UP or name in tokens:
+            if name == b"via":
+                via.append(value)
+            elif name == b"content-length":
+                length = value
+            continue
+        out.append((name, value))
+    if chunked:  # Transfer-Encoding beats Content-Length
+        out.append((b"transfer-encoding", b"chunked"))
+    elif length is not None:
+        out.append((b"content-length", length))
+    via.append(VEGUR)
+    out += extra
+    out += ((b"via", b", ".join(via)), (b"connection", b"close"))
+    return out
+
+
+def downstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The dyno's response headers for the client: hop-by-hop ones out, Via appended.
+
+    Framing is left to h11 (Content-Length kept unless the dyno sent chunked)."""
+    tokens = connection_tokens(headers)
+    out: list[tuple[bytes, bytes]] = []
+    via: list[bytes] = []
+    length = None
+    chunked = False
+    for name, value in headers:
+        if name in _SKIP_DOWN or name in tokens:
+            if name == b"via":
+                via.append(value)
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            continue
+        out.append((name, value))
+    if length is not None and not chunked:
+        out.append((b"content-length", length.split(b",")[0].strip()))
+    via.append(VEGUR)
+    out.append((b"via", b", ".join(via)))
+    return out
+
+
+def head_problem(request: h11.Request, headers: list[tuple[bytes, bytes]]
+                 ) -> tuple[str, int] | None:
+    """(cause, status) when the head breaks a size limit, else None."""
+    if len(request.method) + len(request.target) + 10 > MAX_REQUEST_LINE:
+        return "request line too long", 414
+    if len(headers) > MAX_HEADERS:
+        return "too many headers", 400
+    for name, value in headers:
+        if len(name) > MAX_HEADER_NAME or len(value) > MAX_HEADER_VALUE:
+            return "bad header", 400
+    return None
+
+
+def raw_response(status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                 body: bytes) -> bytes:
+    """A whole response, written without h11 (for connections h11 gave up on)."""
+    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
+    lines += [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, core: RouterCore, scheme: str, port: int) -> None:
+        self.core = core
+        self.scheme = scheme
+        self.port = port
+        self.loop = core.loop
+        self.waker = Waker(core.loop)
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.rx_at = 0.0
+        self.eof = False
+        self.closed = False
+        self.write_paused = False
+        self._inbuf = bytearray()
+        self._eof_fed = False
+        self._reading_paused = False
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._framing = ""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_request = False
+        self.http11 = True
+        self.want_keep = False
+        self.keep_alive = False
+        self.task: asyncio.Task[None] | None = None
+
+    # asyncio callbacks ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else ""
+        self.transport.set_write_buffer_limits(high=WRITE_LIMIT)  # type: ignore[union-attr]
+        self.core.connections.add(self)
+        self.task = self.loop.create_task(self.serve())
+
+    def data_received(self, data: bytes) -> None:
+        if self._eof_fed:
+            return
+        self._inbuf += data
+        self.rx_at = self.loop.time()
+        if len(self._inbuf) > READ_LIMIT and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+        self.waker.wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.waker.wake()
+        # keep the write side open (a response may still go out); TLS cannot half-close
+        return self.scheme == "http"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = self.closed = True
+        self.write_paused = False
+        self.waker.wake()
+        self.core.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.waker.wake()
+
+    # used by requests ---------------------------------------------------------------------
+
+    @property
+    def gone(self) -> bool:
+        """The client closed (or half-closed) its side."""
+        return self.eof
+
+    def next_event(self) -> object:
+        """The next h11 event, or h11.NEED_DATA; raises h11.RemoteProtocolError."""
+        conn = self.h11
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if self._inbuf:
+                data = bytes(self._inbuf)
+                self._inbuf.clear()
+                conn.receive_data(data)
+                if self._reading_paused and not self.closed:
+                    self._reading_paused = False
+                    self.transport.resume_reading()  # type: ignore[union-attr]
+                continue
+            if self.eof and not self._eof_fed:
+                self._eof_fed = True
+                conn.receive_data(b"")
+                continue
+            return event
+
+    def start_request(self, request: h11.Request) -> None:
+        """Note what the response to ``request`` must look like (framing, keep-alive)."""
+        self.head_request = request.method == b"HEAD"
+        self.http11 = request.http_version == b"1.1"
+        # h11's rule: HTTP/1.1 keeps the connection unless told to close; 1.0 never does
+        self.headers = header_list(request)
+        self.want_keep = self.http11 and b"close" not in connection_tokens(self.headers)
+        self.keep_alive = False
+        self._framing = ""
+
+    def interim_continue(self) -> None:
+        self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def start_response(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                       close: bool = False) -> None:
+        """Write the status line and headers; the body framing follows from them.
+
+        Content-Length is kept when given; otherwise HTTP/1.1 clients get chunked and
+        HTTP/1.0 clients a body delimited by the close (h11's rules for a server).
+        """
+        if self.head_request or status in (204, 304):
+            framing = "none"
+        elif any(name == b"content-length" for name, _ in headers):
+            framing = "length"
+        elif self.http11:
+            framing = "chunked"
+            headers = [*headers, (b"transfer-encoding", b"chunked")]
+        else:
+            framing, close = "close", True
+        self.keep_alive = self.want_keep and not close
+        if not self.keep_alive:
+            headers = [*headers, (b"connection", b"close")]
+        self._framing = framing
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        self._queue(b"".join(parts))
+
+    def send_data(self, data: bytes) -> None:
+        framing = self._framing
+        if not data or framing == "none":
+            return
+        if framing == "chunked":
+            data = b"%x\r\n%s\r\n" % (len(data), data)
+        self._queue(data)
+
+    def end_response(self) -> None:
+        if self._framing == "chunked":
+            self._queue(b"0\r\n\r\n")
+        self._framing = "done"
+        self.flush()
+
+    def _queue(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size >= FLUSH_AT:
+            self.flush()
+
+    def next_cycle(self) -> bool:
+        """After a complete exchange on a kept-alive connection: ready for the next request.
+
+        The response went out without h11's help, so a fresh h11 connection takes over
+        whatever the client already sent (pipelined requests, or its EOF).
+        """
+        old = self.h11
+        if not self.keep_alive or old.their_state is not h11.DONE:
+            return False
+        data, closed = old.trailing_data
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        if data:
+            self.h11.receive_data(data)
+        if closed:
+            self.h11.receive_data(b"")
+        return True
+
+    def flush(self) -> None:
+        if self._out:
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            self._out_size = 0
+            if not self.closed:
+                self.transport.write(data)  # type: ignore[union-attr]
+
+    def write(self, data: bytes) -> None:
+        self.flush()
+        if not self.closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.flush()
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._out.clear()
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    # the connection's life ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        core = self.core
+        try:
+            while not self.closed:
+                try:
+                    request = await self._read_head()
+                except h11.RemoteProtocolError as exc:
+                    if not self.eof:  # a client that vanished mid-head gets no answer
+                        core.bad_head(self, exc)
+                    break
+                if request is None:
+                    break
+                self.start_request(request)
+                keep = await core.handle(self, request)
+                if not keep or self.closed or not self.next_cycle():
+                    break
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        except Exception:  # a bug must cost one connection, never the router
+            log.exception("at=connection_error peer=%s", self.peer)
+            self.abort()
+        finally:
+            self.close()
+
+    async def _read_head(self) -> h11.Request | None:
+        """The next request head; None when the client closed or stayed idle too long.
+
+        An idle keep-alive connection is closed after ``timing.keepalive_timeout``; a
+        head that started arriving must go on within ``timing.idle_timeout``.
+        """
+        timing = self.core.timing
+        start = self.loop.time()
+        while True:
+            event = self.next_event()
+            if event is h11.NEED_DATA:
+                if self.eof:
+                    return None
+                deadline = start + timing.keepalive_timeout
+                if self.rx_at > start:
+                    deadline = min(deadline, self.rx_at + timing.idle_timeout)
+                if self.loop.time() >= deadline:
+                    return None
+                await self.waker.wait(deadline)
+                continue
+            if type(event) is h11.Request:
+                return event
+            return None  # ConnectionClosed, or nothing we can answer
