@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from simctl.backends import procs
@@ -106,6 +106,10 @@ class LocalBackend:
                 state.save()
                 self._wait(state, [s.name for s in wave])
             state.endpoints = _endpoints(definition)
+            for proc in state.processes.values():
+                app = str(proc.labels.get("app", ""))
+                if proc.role == "dyno" and app and app not in state.templates:
+                    state.templates[app] = asdict(proc)
             state.complete = True
             state.save()
             return state
@@ -310,10 +314,11 @@ class LocalBackend:
         """Run `count` dynos of `app`: start or stop processes, proxies and routes."""
         state = self.require_state()
         current = sorted(self.find("dyno", app=app), key=lambda p: _dyno_index(p))
-        if not current and count:
-            raise InvalidInput(f"no dynos of app {app!r} to scale from")
+        saved = state.templates.get(app)
+        if not current and saved is None:
+            raise InvalidInput(f"no app {app!r} in project {self.project!r}")
         client = ToxiproxyClient(state.toxiproxy_url)
-        template = current[0] if current else None
+        template = current[0] if current else ProcessState(**saved)  # type: ignore[arg-type]
         if count > len(current):
             assert template is not None
             for index in range(len(current) + 1, count + 1):

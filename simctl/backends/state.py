@@ -59,6 +59,8 @@ class ProjectState:
     embedded_toxiproxy: bool
     processes: dict[str, ProcessState] = field(default_factory=dict)
     endpoints: dict[str, str] = field(default_factory=dict)
+    # The first dyno of each app, kept so `scale web=0` can be followed by `scale web=3`.
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_at: float = 0.0
     complete: bool = False  # false while `up` is still starting things
 

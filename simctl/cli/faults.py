@@ -185,4 +185,27 @@ def toxics() -> None:
     Console(highlight=False).print(table)
 
 
-COMMANDS = [proxies, inject, heal, toxics]
+def _switch(enabled: bool) -> click.Command:
+    verb = "enable" if enabled else "disable"
+    doc = (
+        "Re-enable PROXY (listen again on the same port)."
+        if enabled
+        else "Take PROXY down: open connections are closed, new ones refused (Toxiproxy's "
+        '"down"). `simctl heal PROXY` or `simctl enable PROXY` brings it back.'
+    )
+
+    @click.command(verb, help=doc)
+    @click.argument("proxy")
+    @click.pass_obj
+    def command(obj: CliContext, proxy: str) -> None:
+        client = obj.client()
+        if enabled:
+            client.enable(proxy)
+        else:
+            client.disable(proxy)
+        click.echo(f"{proxy}: {verb}d")
+
+    return command
+
+
+COMMANDS = [proxies, inject, heal, toxics, _switch(False), _switch(True)]

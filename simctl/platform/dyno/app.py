@@ -355,6 +355,11 @@ class DynoService(Service):
             if b.rate >= 1.0 or self._rng.random() < b.rate:
                 return await self._answer(request, started, status=b.status)
             return await self._answer(request, started)
+        if name == "chatty":
+            # A multi-line stack trace per request: the classic cause of L10 and L12.
+            for i in range(b.lines):
+                self._print(f"  at app.handler(line {i + 1} of {b.lines}) in {request.path}")
+            return await self._answer(request, started)
         if name == "memory":
             self.memory.grow(b.mb, b.cap_mb)
             self._check_quota()

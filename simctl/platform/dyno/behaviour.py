@@ -17,6 +17,8 @@ every field (type, range, unknown names with a "did you mean") and returns a
     slow_boot   the next start waits ``seconds`` before the app is up (R10-style);
                 ``restart: true`` restarts the app in the process now
     memory      every request keeps ``mb`` more megabytes, up to ``cap_mb`` (R14 drill)
+    chatty      every request prints ``lines`` more app log lines (a stack trace)
+                                                                    -> L10 / L12 volume
 
 Request behaviours (all but crash and slow_boot) can be scoped with ``path`` (a path
 prefix, default "/") and ``fraction`` (the share of matching requests, default 1).
@@ -28,7 +30,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-NAMES = ("normal", "latency", "error", "hang", "close", "partial", "crash", "slow_boot", "memory")
+NAMES = ("normal", "latency", "error", "hang", "close", "partial", "crash", "slow_boot", "memory",
+         "chatty")
 PROCESS_WIDE = ("crash", "slow_boot")
 SCOPE_FIELDS = ("path", "fraction")
 
@@ -43,6 +46,7 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "crash": (),
     "slow_boot": ("seconds", "restart"),
     "memory": ("mb", "cap_mb"),
+    "chatty": ("lines",),
 }
 
 MAX_MS = 3_600_000.0
@@ -71,6 +75,7 @@ class Behaviour:
     restart: bool = False
     mb: float = 10.0
     cap_mb: float = 256.0
+    lines: int = 100
 
     @property
     def scoped(self) -> bool:
@@ -177,6 +182,8 @@ def _check(name: str, key: str, value: object) -> Any:
         return _number(name, key, value, 0.0, 1024.0)
     if key == "cap_mb":
         return _number(name, key, value, 0.0, MAX_CAP_MB)
+    if key == "lines":
+        return _integer(name, key, value, 1, 100_000)
     raise BehaviourError(f"{name}: unknown field '{key}'")  # pragma: no cover
 
 
