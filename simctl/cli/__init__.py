@@ -80,9 +80,9 @@ def main(ctx: click.Context, toxiproxy_url: str) -> None:
 
 
 def _register() -> None:
-    from simctl.cli import faults, operate, runbook, scenario, stack, toxiproxy, traffic
+    from simctl.cli import faults, operate, runbook, scenario, stack, toxiproxy, traffic, verify
 
-    groups = [faults, stack, operate, traffic, scenario, runbook]
+    groups = [faults, stack, operate, traffic, scenario, runbook, verify]
     for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)

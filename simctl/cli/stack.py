@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -11,6 +12,7 @@ from rich.table import Table
 from simctl.backends.local import LocalBackend
 from simctl.cli.options import default_project, project_option
 from simctl.platform.timing import PROFILES
+from simctl.scenario.interrupts import exit_code_for, signals_as_exceptions
 
 console = Console()
 
@@ -51,8 +53,14 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> N
     external = obj.toxiproxy_url if obj.toxiproxy_url_given else None
     backend = LocalBackend(project, timing=timing, port_offset=port_offset, toxiproxy_url=external)
     started = time.monotonic()
-    with console.status(f"starting stack {project!r} ({timing} timing)..."):
-        state = backend.up()
+    try:
+        # Ctrl-C or SIGTERM while starting: everything started so far is stopped again.
+        with signals_as_exceptions(), console.status(f"starting stack {project!r}..."):
+            state = backend.up()
+    except KeyboardInterrupt as exc:
+        console.print(f"[red]interrupted[/red]: stack {project!r} was not started "
+                      "(everything it had started is stopped)")
+        sys.exit(exit_code_for(exc))
     elapsed = time.monotonic() - started
     console.print(
         f"[green]stack {project!r} is up[/green] in {elapsed:.1f}s "

@@ -1,0 +1,431 @@
+"""`simctl verify`: CI mode. Run scenarios unattended, check symptoms and recovery.
+
+    simctl verify --all --junit report.xml --json journal.json
+
+1. Every selected scenario is linted (and its runbook steps checked) first: anything
+   invalid exits 2 and nothing is started.
+2. The stack of ``--project`` is started (``fast`` timing by default) unless one is
+   already up for that project, which is then reused and left up afterwards.
+3. The scenarios run one after another; between two of them the stack is reset to its
+   baseline, so each starts from the same state.
+4. A summary table, the JUnit XML and the JSON journal; the stack verify started is
+   stopped (unless ``--keep-stack``).
+
+Exit codes: 0 every scenario reproduced its symptoms and recovered through its runbook;
+1 any did not; 2 invalid input; 3 the stack could not start; 130 after SIGINT and 143
+after SIGTERM (the run in progress is rolled back and the stack verify started is
+stopped first).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from simctl.cli.options import default_project
+from simctl.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_STACK,
+    InvalidInput,
+    SimctlError,
+)
+
+
+@dataclass
+class Selected:
+    path: Path
+    scenario: Any  # simctl.scenario.model.Scenario
+    runbook: Path
+
+
+@dataclass
+class Outcome:
+    selected: Selected
+    result: Any = None  # ScenarioResult
+    skipped: str = ""  # why it did not run
+
+    @property
+    def journal(self) -> dict[str, Any]:
+        from simctl.scenario.journal import scenario_journal, skipped_journal
+
+        if self.result is not None:
+            return scenario_journal(self.result)
+        s = self.selected.scenario
+        return skipped_journal(s.id, s.title, self.skipped)
+
+
+@dataclass
+class Progress:
+    """Prints events as they finish; a spinner shows the phase in progress on a terminal."""
+
+    console: Console
+    status: Any = None
+    current: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "scenario":
+            if event.end is None:
+                detail = event.detail
+                self.current = event.name
+                self._print(Text.assemble(("▶ ", "bold"), (event.name, "bold"),
+                                          f": {detail.get('title', '')} (seed "
+                                          f"{detail.get('seed')}, {detail.get('timing')} timing)"))
+            return
+        if event.end is None:
+            if event.kind == "phase":
+                self._spin(f"{self.current}: {event.name.replace('_', ' ')}")
+            elif event.kind == "step":
+                self._spin(f"{self.current}: runbook step {event.name}")
+            return
+        self._print(self._line(event))
+
+    def _line(self, event: Any) -> Text:
+        style = {"ok": "green", "failed": "red", "error": "red", "skipped": "yellow"}.get(
+            event.status, "")
+        took = f" {event.duration:.1f}s" if event.duration else ""
+        t = event.detail.get("t")
+        when = f"t={t:.1f}s " if isinstance(t, int | float) else ""
+        label = {
+            "phase": event.name.replace("_", " "),
+            "fault": f"{when}fault: {event.name}",
+            "undo": f"{when}undo ({event.detail.get('reason', '')}): {event.name}",
+            "step": f"runbook step {event.name}",
+            "symptom": f"t={event.detail.get('seen_at', 0):.1f}s symptom seen: {event.name}",
+            "abort": f"abort: {event.name}",
+            "load": event.name,
+        }.get(event.kind, f"{event.kind} {event.name}")
+        text = Text("  ")
+        text.append(label)
+        text.append(f"  {event.status}", style=style)
+        text.append(took, style="dim")
+        output = event.output.strip()
+        if output and (event.status != "ok" or event.kind in ("load",)):
+            first = output.splitlines()
+            shown = first[:6] if event.status != "ok" else first[:1]
+            for line in shown:
+                text.append(f"\n      {line[:300]}", style="dim" if event.status == "ok" else "")
+        return text
+
+    def _print(self, text: Text) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def _spin(self, message: str) -> None:
+        if self.status is not None:
+            self.status.update(message)
+
+    @contextmanager
+    def spinner(self) -> Iterator[None]:
+        if not self.console.is_terminal:
+            yield
+            return
+        self.status = self.console.status("")
+        self.status.start()
+        try:
+            yield
+        finally:
+            self.status.stop()
+            self.status = None
+
+
+def _console() -> Console:
+    """Stdout; 120 columns when it is not a terminal (CI logs), unless COLUMNS says."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return Console(highlight=False)
+    return Console(highlight=False, width=120)
+
+
+def _select(scenarios: tuple[str, ...], all_: bool) -> list[Path]:
+    from simctl.scenario import catalog
+
+    if all_ and scenarios:
+        raise click.UsageError("give SCENARIO ids or paths, or --all, not both")
+    if not all_ and not scenarios:
+        raise click.UsageError("give SCENARIO ids or paths, or --all")
+    paths = catalog.scenario_files() if all_ else [catalog.resolve_scenario(a) for a in scenarios]
+    if not paths:
+        raise InvalidInput(f"no scenarios in {catalog.display(catalog.scenarios_dir())}")
+    unique: dict[Path, None] = {}
+    for path in paths:
+        unique.setdefault(path.resolve(), None)
+    return list(unique)
+
+
+def _lint(paths: list[Path], allow_shell: bool) -> list[Selected]:
+    """Every problem of every file, printed at once; exit 2 when there is any."""
+    from simctl.runbook.parser import parse_runbook
+    from simctl.runbook.steps import argv_for, find_step
+    from simctl.scenario import catalog
+    from simctl.scenario.loader import lint_scenario
+
+    problems: list[str] = []
+    selected: list[Selected] = []
+    for path in paths:
+        result = lint_scenario(path, display=catalog.display(path))
+        problems.extend(str(issue) for issue in result.issues)
+        s = result.scenario
+        if s is None:
+            continue
+        runbook = catalog.runbook_path(s.runbook)
+        try:
+            parsed = parse_runbook(runbook)
+            for step_id in s.mitigation.runbook_steps:
+                for command in find_step(parsed, step_id).commands:
+                    argv_for(command, allow_shell)
+        except InvalidInput as exc:
+            problems.append(f"{catalog.display(path)}: mitigation: {' '.join(str(exc).split())}")
+            continue
+        selected.append(Selected(path, s, runbook))
+    if problems:
+        for line in problems:
+            click.echo(line)
+        click.echo(f"{len(problems)} problem(s): nothing was started", err=True)
+        sys.exit(EXIT_INVALID)
+    return selected
+
+
+@contextmanager
+def _seeded_environment(seed: int) -> Iterator[None]:
+    """Services read their --seed from the environment (SIMCTL_SEED; SIMCTL_DYNO_SEED for
+    dynos, whose options are prefixed by their command name)."""
+    names = ("SIMCTL_SEED", "SIMCTL_DYNO_SEED")
+    saved = {n: os.environ.get(n) for n in names}
+    for name in names:
+        os.environ[name] = str(seed)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _reusable(backend: Any) -> bool:
+    from simctl.backends import procs
+
+    state = backend.state()
+    if state is None:
+        return False
+    if not any(procs.alive(p.pid, p.started) for p in state.processes.values()):
+        return False  # stale: `up` clears it
+    if not state.complete:
+        raise SimctlError(f"project {backend.project!r} is still starting (or its start "
+                          "failed half-way); run `simctl down` first")
+    return True
+
+
+def _summary(console: Console, outcomes: list[Outcome]) -> None:
+    table = Table(title="simctl verify")
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("symptoms after", justify="right")
+    table.add_column("recovered after", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("reason", overflow="fold")
+    for outcome in outcomes:
+        r = outcome.result
+        if r is None:
+            table.add_row(Text(outcome.selected.scenario.id), Text("skipped", style="yellow"),
+                          "-", "-", "-", Text(outcome.skipped))
+            continue
+        style = "green" if r.passed else "red"
+        table.add_row(
+            Text(r.scenario_id), Text(r.status, style=style),
+            "-" if r.time_to_symptoms is None else f"{r.time_to_symptoms:.1f}s",
+            "-" if r.time_to_recovery is None else f"{r.time_to_recovery:.1f}s",
+            f"{r.duration:.1f}s", Text(r.reason))
+    console.print(table)
+    passed = sum(1 for o in outcomes if o.result is not None and o.result.passed)
+    console.print(f"{passed} of {len(outcomes)} scenario(s) passed")
+
+
+@click.command()
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.option("--all", "all_", is_flag=True, help="Every scenario (scenarios/*.yaml).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write JUnit XML (one test case per scenario).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the JSON journal (every phase and action).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=None, metavar="N",
+              help="Seed every scenario with N (default: each scenario's own seed, else 0).")
+@click.option("--timing", type=click.Choice(["fast", "heroku"]), default=None,
+              help="Timing profile of the stack verify starts (default fast).")
+@click.option("--fail-fast", is_flag=True, help="Stop at the first scenario that fails.")
+@click.option("--project", default=default_project, show_default="simctl", metavar="NAME",
+              help="Project (stack) to run on; reused if it is already up (env SIMCTL_PROJECT).")
+@click.option("--port-offset", type=click.IntRange(0, 30000), default=0, show_default=True,
+              help="Add N to every port of a stack verify starts.")
+@click.option("--keep-stack", is_flag=True, help="Leave the stack verify started running.")
+@click.option("--allow-shell", is_flag=True,
+              help="Let runbook steps run non-simctl commands (through /bin/sh).")
+def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
+           json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
+           project: str, port_offset: int, keep_stack: bool, allow_shell: bool) -> None:
+    """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
+    check recovery (CI). Exit 0 only if every scenario passed."""
+    from simctl.backends.local import LocalBackend
+    from simctl.scenario import interrupts
+
+    try:
+        with interrupts.signals_as_exceptions():  # nothing runs yet: just leave
+            selected = _lint(_select(scenarios, all_), allow_shell)
+    except KeyboardInterrupt as exc:
+        sys.exit(interrupts.exit_code_for(exc))
+    for path in (junit_path, json_path):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise InvalidInput(f"{path}: no such directory")
+    console = _console()
+    wanted_timing = timing or "fast"
+    backend = LocalBackend(project, timing=wanted_timing, port_offset=port_offset)
+    outcomes = [Outcome(s) for s in selected]
+    started_stack = False
+    exit_code = EXIT_OK
+    began = time.time()
+    stack_timing = wanted_timing
+    with interrupts.signals_as_exceptions():
+        try:
+            try:
+                if _reusable(backend):
+                    state = backend.require_state()
+                    stack_timing = state.timing
+                    # act on the stack as it was started (its ports), not as asked now
+                    backend = LocalBackend(project, timing=state.timing,
+                                           port_offset=state.port_offset)
+                    console.print(f"reusing the running stack {project!r} ({state.timing} "
+                                  "timing); it stays up afterwards")
+                    if timing and timing != state.timing:
+                        console.print(Text(f"warning: --timing {timing} ignored: the stack "
+                                           f"runs {state.timing}", style="yellow"))
+                else:
+                    started_stack = True
+                    with console.status(f"starting stack {project!r} ({wanted_timing} "
+                                        "timing)..."), _seeded_environment(seed or 0):
+                        state = backend.up()
+                    console.print(f"stack {project!r} is up ({len(state.processes)} processes, "
+                                  f"{wanted_timing} timing)")
+            except SimctlError as exc:
+                click.secho(f"error: the stack could not start: {' '.join(str(exc).split())}",
+                            fg="red", err=True)
+                exit_code = EXIT_STACK
+            if exit_code != EXIT_STACK:
+                exit_code = _run_all(console, backend, outcomes, seed, stack_timing, fail_fast,
+                                     allow_shell, reset_after_last=not started_stack)
+        except interrupts.Interrupted as exc:
+            exit_code = exc.exit_code
+            _interrupted(console, outcomes, exc)
+        except KeyboardInterrupt as exc:
+            exit_code = interrupts.exit_code_for(exc)
+            _interrupted(console, outcomes, exc)
+        finally:
+            with interrupts.deferred():
+                ran = [o for o in outcomes if o.result is not None or o.skipped]
+                if ran:
+                    try:
+                        _reports(console, ran, junit_path, json_path, began, exit_code,
+                                 project, seed, stack_timing)
+                    except OSError as exc:  # the stack must still be stopped
+                        click.secho(f"error: cannot write a report: {exc}", fg="red", err=True)
+                        exit_code = exit_code or EXIT_FAILED
+                if started_stack and not keep_stack:
+                    with console.status(f"stopping stack {project!r}..."):
+                        backend.down()
+                    console.print(f"stopped stack {project!r}")
+                elif started_stack:
+                    console.print(f"stack {project!r} left running (--keep-stack); "
+                                  f"`simctl down --project {project}` stops it")
+            late = interrupts.pending()
+            if late is not None and exit_code in (EXIT_OK, EXIT_FAILED):
+                exit_code = 128 + late
+    sys.exit(exit_code)
+
+
+def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int | None,
+             timing: str, fail_fast: bool, allow_shell: bool, *, reset_after_last: bool) -> int:
+    """Run every scenario; reset the stack to its baseline between two (and after the
+    last one on a reused stack, which is left as it was found)."""
+    from simctl.scenario.engine import EngineOptions, run_scenario
+    from simctl.scenario.reset import reset_stack
+
+    progress = Progress(console)
+    options = EngineOptions(allow_shell=allow_shell)
+    failed = False
+    for index, outcome in enumerate(outcomes):
+        if failed and fail_fast:
+            outcome.skipped = "not run: --fail-fast after a failure"
+            continue
+        s = outcome.selected
+        try:
+            with progress.spinner():
+                outcome.result = run_scenario(s.scenario, backend, seed=seed, timing=timing,
+                                              listener=progress, options=options,
+                                              runbook=s.runbook)
+        except KeyboardInterrupt as exc:
+            outcome.result = getattr(exc, "result", None)
+            for later in outcomes[index + 1:]:
+                later.skipped = "not run: verify was interrupted"
+            raise
+        r = outcome.result
+        mark = Text("✔ passed", style="green") if r.passed else Text(f"✘ {r.status}",
+                                                                      style="red")
+        mark.append(f" in {r.duration:.1f}s")
+        if r.reason:
+            mark.append(f": {r.reason}")
+        console.print(Text("  ").append(mark), soft_wrap=True)
+        failed = failed or not r.passed
+        last = index == len(outcomes) - 1
+        if (not last and not (failed and fail_fast)) or reset_after_last:
+            try:
+                with console.status("resetting the stack to its baseline..."):
+                    done = reset_stack(backend)
+                console.print(Text(f"  reset to baseline ({len(done)} action(s))", style="dim"))
+            except SimctlError as exc:
+                console.print(Text(f"  warning: reset failed: {exc}", style="yellow"))
+    _summary(console, outcomes)
+    return EXIT_OK if not failed else EXIT_FAILED
+
+
+def _interrupted(console: Console, outcomes: list[Outcome], exc: BaseException) -> None:
+    name = getattr(exc, "name", "SIGINT")
+    console.print(Text(f"interrupted by {name}: the run in progress was rolled back",
+                       style="yellow"))
+    for outcome in outcomes:
+        if outcome.result is None and not outcome.skipped:
+            outcome.skipped = f"not run: verify was interrupted by {name}"
+    _summary(console, outcomes)
+
+
+def _reports(console: Console, outcomes: list[Outcome], junit_path: str | None,
+             json_path: str | None, began: float, exit_code: int, project: str,
+             seed: int | None, timing: str) -> None:
+    from simctl.scenario.journal import run_journal, write_json
+    from simctl.scenario.junit import write_junit
+
+    journals = [o.journal for o in outcomes]
+    end = time.time()
+    status = {EXIT_OK: "passed", EXIT_FAILED: "failed"}.get(exit_code, "interrupted")
+    if json_path:
+        write_json(json_path, run_journal(journals, start=began, end=end, status=status,
+                                          project=project, seed=seed, timing=timing,
+                                          exit_code=exit_code))
+        console.print(f"journal: {json_path}")
+    if junit_path:
+        write_junit(junit_path, journals, start=began, duration=end - began)
+        console.print(f"JUnit: {junit_path}")
+
+
+COMMANDS = [verify]

@@ -1,0 +1,154 @@
+"""The local backend as a user drives it: up, status, logs, down; Ctrl-C and SIGTERM
+during up; simctl killed mid-up and `down` still cleaning up; a taken port."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+OFFSET = 6400
+EDGE = 21201 + OFFSET
+ROUTER_LINE = re.compile(
+    r'heroku\[router\]: at=info method=GET path="/" host=web\.localhost(:\d+)? '
+    r'request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno=web\.[123] connect=\d+ms '
+    r"service=\d+ms status=200 bytes=\d+ protocol=http"
+)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "SIMCTL_STATE_DIR": str(tmp_path), "NO_COLOR": "1",
+            "SIMCTL_PROJECT": f"life{os.getpid()}"}
+
+
+def sim(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "simctl", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def state_pids(env: dict[str, str]) -> list[int]:
+    path = Path(env["SIMCTL_STATE_DIR"]) / env["SIMCTL_PROJECT"] / "state.json"
+    if not path.exists():
+        return []
+    return [p["pid"] for p in json.loads(path.read_text())["processes"].values()]
+
+
+def running(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def wait_gone(pids: list[int], timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while running(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running(pids)
+
+
+def test_up_curl_logs_status_down(env):
+    up = sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET))
+    pids = state_pids(env)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert f"http://127.0.0.1:{EDGE}" in up.stdout
+        assert len(pids) >= 10
+        req = urllib.request.Request(f"http://127.0.0.1:{EDGE}/", headers={"Host": "web.localhost"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+            assert resp.headers["X-Dyno"].startswith("web.")
+        deadline = time.monotonic() + 10
+        logs = ""
+        while not ROUTER_LINE.search(logs) and time.monotonic() < deadline:
+            logs = sim(env, "logs", "-n", "50").stdout
+            time.sleep(0.2)
+        assert ROUTER_LINE.search(logs), logs
+        status = sim(env, "status")
+        assert status.returncode == 0
+        assert "router-1" in status.stdout
+    finally:
+        down = sim(env, "down")
+    assert down.returncode == 0
+    assert wait_gone(pids) == []
+    again = sim(env, "down")
+    assert again.returncode == 0
+    assert "not running" in again.stdout
+
+
+def test_second_up_is_refused(env):
+    assert sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET)).returncode == 0
+    pids = state_pids(env)
+    try:
+        second = sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET))
+        assert second.returncode == 3
+        assert "already up" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        sim(env, "down")
+    assert wait_gone(pids) == []
+
+
+def test_taken_port_is_a_clear_error(env):
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", EDGE))
+        blocker.listen()
+        result = sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET))
+    assert result.returncode == 6
+    assert f"port {EDGE} (proxy edge.1) is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert state_pids(env) == []
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_up_stops_everything(env, signum, code):
+    proc = subprocess.Popen([sys.executable, "-m", "simctl", "up", "--timing", "fast",
+                             "--port-offset", str(OFFSET)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while len(state_pids(env)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = state_pids(env)
+    assert started, "up never started a process"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert wait_gone(started) == []
+    assert state_pids(env) == []
+
+
+def test_killed_up_is_cleaned_by_down(env):
+    proc = subprocess.Popen([sys.executable, "-m", "simctl", "up", "--timing", "fast",
+                             "--port-offset", str(OFFSET)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while len(state_pids(env)) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(10)
+    pids = state_pids(env)
+    assert pids
+    down = sim(env, "down")
+    assert down.returncode == 0
+    assert wait_gone(pids) == []
+    assert sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET)).returncode == 0
+    sim(env, "down")
