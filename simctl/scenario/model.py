@@ -173,7 +173,7 @@ class ProcessAction(Model):
 
 
 DynoBehaviour = Literal["normal", "latency", "error", "hang", "close", "partial", "crash",
-                        "slow_boot", "memory"]
+                        "slow_boot", "memory", "chatty"]
 
 
 class DynoAction(Model):

@@ -53,8 +53,8 @@ def test_show() -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     assert "slow-drain: A slow log drain fills Logplex buffers" in out
-    assert "toxic bandwidth downstream rate=4 on drain.main" in out
-    assert "remove toxic bandwidth_downstream from drain.main" in out
+    assert "toxic bandwidth upstream rate=4 on drain.main" in out
+    assert "remove toxic bandwidth_upstream from drain.main" in out
     assert 'log "Error L10" in drain.main' in out
     assert "recovery within 30s (the steady state):" in out
     assert "Which link between Logplex" in out
@@ -72,7 +72,7 @@ def test_show_json() -> None:
     data = json.loads(result.stdout)
     assert data["id"] == "slow-drain"
     assert data["faults"] == [{"at": "5s", "for": None, "toxic": {
-        "proxy": "drain.main", "type": "bandwidth", "stream": "downstream", "toxicity": 1.0,
+        "proxy": "drain.main", "type": "bandwidth", "stream": "upstream", "toxicity": 1.0,
         "attributes": {"rate": 4}, "name": None}}]
     assert data["load"]["http"] == "50/s"
 

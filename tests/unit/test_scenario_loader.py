@@ -44,7 +44,7 @@ EXPECTED = {
         "{f}:7:54: faults[0].dyno.params.mss: latency: unknown field 'mss'; did you mean 'ms'? "
         "(accepted: fraction, jitter, ms, path)",
         "{f}:9:36: faults[1].dyno.behaviour: expected 'normal', 'latency', 'error', 'hang', "
-        "'close', 'partial', 'crash', 'slow_boot' or 'memory', got a string 'lateny'; "
+        "'close', 'partial', 'crash', 'slow_boot', 'memory' or 'chatty', got a string 'lateny'; "
         "did you mean 'latency'?",
     ],
     "bad-expression": [
@@ -243,7 +243,7 @@ def test_the_slow_drain_example_model() -> None:
     assert fault.kind == "toxic"
     assert fault.at == 5.0
     assert fault.for_ is None
-    assert fault.action.toxic_name == "bandwidth_downstream"
+    assert fault.action.toxic_name == "bandwidth_upstream"
     assert fault.action.attributes == {"rate": 4}
     assert s.recovery.within == 30.0
     assert s.recovery.expect is None
@@ -251,8 +251,8 @@ def test_the_slow_drain_example_model() -> None:
     assert s.mitigation.runbook_steps == ["disable-slow-drain"]
     assert s.timing == "fast"
     assert s.seed == 7
-    assert describe(fault) == "toxic bandwidth downstream rate=4 on drain.main"
-    assert undo(fault) == "remove toxic bandwidth_downstream from drain.main"
+    assert describe(fault) == "toxic bandwidth upstream rate=4 on drain.main"
+    assert undo(fault) == "remove toxic bandwidth_upstream from drain.main"
 
 
 def test_every_action_is_typed_and_the_timeline_is_sorted() -> None:
