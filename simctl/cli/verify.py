@@ -271,11 +271,15 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
 @click.option("--port-offset", type=click.IntRange(0, 30000), default=0, show_default=True,
               help="Add N to every port of a stack verify starts.")
 @click.option("--keep-stack", is_flag=True, help="Leave the stack verify started running.")
+@click.option("--backend", "backend_name", type=click.Choice(["local", "compose"]),
+              default="local", show_default=True,
+              help="Backend of the stack verify starts (a running stack keeps its own).")
 @click.option("--allow-shell", is_flag=True,
               help="Let runbook steps run non-simctl commands (through /bin/sh).")
 def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
-           project: str, port_offset: int, keep_stack: bool, allow_shell: bool) -> None:
+           project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
+           backend_name: str = "local") -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends.local import LocalBackend
@@ -291,7 +295,17 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
             raise InvalidInput(f"{path}: no such directory")
     console = _console()
     wanted_timing = timing or "fast"
-    backend = LocalBackend(project, timing=wanted_timing, port_offset=port_offset)
+    backend_class: Any = LocalBackend
+    if backend_name == "compose":
+        from simctl.backends.compose import ComposeBackend
+
+        backend_class = ComposeBackend
+    existing = LocalBackend(project).state()
+    if existing is not None and existing.backend == "compose":
+        from simctl.backends.compose import ComposeBackend
+
+        backend_class = ComposeBackend  # a running compose stack is reused as such
+    backend = backend_class(project, timing=wanted_timing, port_offset=port_offset)
     outcomes = [Outcome(s) for s in selected]
     started_stack = False
     exit_code = EXIT_OK
@@ -304,8 +318,8 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                     state = backend.require_state()
                     stack_timing = state.timing
                     # act on the stack as it was started (its ports), not as asked now
-                    backend = LocalBackend(project, timing=state.timing,
-                                           port_offset=state.port_offset)
+                    backend = backend_class(project, timing=state.timing,
+                                            port_offset=state.port_offset)
                     console.print(f"reusing the running stack {project!r} ({state.timing} "
                                   "timing); it stays up afterwards")
                     if timing and timing != state.timing:
@@ -364,6 +378,10 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
     progress = Progress(console)
     options = EngineOptions(allow_shell=allow_shell)
     failed = False
+    if reset_after_last:
+        # A reused stack may hold what an earlier run or a person left: start from baseline.
+        with console.status("resetting the stack to its baseline..."):
+            reset_stack(backend)
     for index, outcome in enumerate(outcomes):
         if failed and fail_fast:
             outcome.skipped = "not run: --fail-fast after a failure"
