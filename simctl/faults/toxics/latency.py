@@ -2,7 +2,6 @@ import time
 
 from simctl.faults.toxics.base import EOF, Attribute, Stub, Toxic
 
-
 TIMER_TICK_CORRECTION = 0.0005
 
 
