@@ -42,16 +42,23 @@ console = Console()
 @click.option(
     "--backend",
     "backend_name",
-    type=click.Choice(["local"]),
+    type=click.Choice(["local", "compose"]),
     default="local",
     show_default=True,
-    help="Where to run the stack.",
+    help="Where to run the stack: local processes, or Docker Compose (see docs/docker.md).",
 )
 @click.pass_obj
 def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> None:
     """Start the stack and print its endpoints."""
     external = obj.toxiproxy_url if obj.toxiproxy_url_given else None
-    backend = LocalBackend(project, timing=timing, port_offset=port_offset, toxiproxy_url=external)
+    if backend_name == "compose":
+        from simctl.backends.compose import ComposeBackend
+
+        backend = ComposeBackend(project, timing=timing, port_offset=port_offset,
+                                 toxiproxy_url=external)
+    else:
+        backend = LocalBackend(project, timing=timing, port_offset=port_offset,
+                               toxiproxy_url=external)
     started = time.monotonic()
     try:
         # Ctrl-C or SIGTERM while starting: everything started so far is stopped again.
@@ -119,7 +126,28 @@ def _process_fault(verb: str, help_text: str):
     return command
 
 
+@click.group("stack")
+def stack_group() -> None:
+    """Build what the compose backend runs (see docs/docker.md)."""
+
+
+@stack_group.command("build")
+@click.option("--base", default="python:3.11-slim", show_default=True, metavar="IMAGE",
+              help="Base image (needs python3 and python3-venv; e.g. simctl-base:bookworm).")
+@click.option("--tag", default="simctl:latest", show_default=True, metavar="IMAGE",
+              help="Name of the image to build.")
+def stack_build(base: str, tag: str) -> None:
+    """Build the wheelhouse (stack/.wheels) and the image from stack/Dockerfile, offline."""
+    from simctl.backends.image import build_image
+
+    with console.status(f"building {tag} on {base}..."):
+        times = build_image(base, tag)
+    console.print(f"built {tag} (base {base}): wheels {times['wheels']:.1f}s, "
+                  f"image {times['image']:.1f}s")
+
+
 COMMANDS = [
+    stack_group,
     up,
     down,
     status,

@@ -1,0 +1,505 @@
+"""The compose backend: the same stack as containers, from stack/compose.yaml.
+
+`docker compose` (v2) or `docker-compose` (v1), whichever exists, starts and stops the
+project (`-p PROJECT -f stack/compose.yaml`); the Docker SDK does the process faults (kill,
+pause/unpause, restart, CPU limits, network disconnects) and reads container state.
+
+Addresses: inside the project network services reach each other by name through the
+toxiproxy service, exactly as the compose file says. From the host, every service's
+health/admin port is published on 127.0.0.1 with the same number, so the state written
+here holds host URLs (the x-simctl addresses with the service name replaced by
+127.0.0.1, as for the local backend) and the rest of the CLI works unchanged. Addresses
+that only containers use (the blackhole's hole, a dyno's proxy) stay container addresses.
+
+Each service's `pid` in the state is its container's main process as seen by the host
+(docker inspect State.Pid), so code that checks processes keeps working on a Linux host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simctl.backends import procs
+from simctl.backends.health import HealthReport, probe, wait_healthy
+from simctl.backends.local import DEFAULT_PROJECT, ServiceStatus
+from simctl.backends.state import ProcessState, ProjectState, check_project
+from simctl.errors import InvalidInput, StackStartError
+from simctl.faults.client import ToxiproxyClient
+from simctl.stack.definition import StackDefinition, interpolate, load
+
+TOXIPROXY_URL = "http://127.0.0.1:8474"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
+class DockerUnavailable(StackStartError):
+    """No Docker CLI, no compose, or no engine answering."""
+
+
+def compose_command() -> list[str]:
+    """`docker compose` when the v2 plugin exists, else `docker-compose` (v1)."""
+    if shutil.which("docker"):
+        probe_v2 = subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                  timeout=30, check=False)
+        if probe_v2.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    raise DockerUnavailable("neither `docker compose` nor `docker-compose` is installed "
+                            "(see docs/docker.md or run scripts/docker-setup.sh)")
+
+
+def docker_client() -> Any:
+    try:
+        import docker  # noqa: PLC0415 (the docker extra)
+    except ImportError:
+        raise DockerUnavailable("the Docker SDK is missing: pip install 'simctl[docker]'") \
+            from None
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # DockerException, connection refused, permission denied
+        reason = " ".join(str(exc).split())[:200]
+        raise DockerUnavailable(f"no Docker engine answers ({reason}); start dockerd or "
+                                "run scripts/docker-setup.sh") from None
+    return client
+
+
+class ComposeBackend:
+    name = "compose"
+
+    def __init__(
+        self,
+        project: str = DEFAULT_PROJECT,
+        *,
+        timing: str = "heroku",
+        port_offset: int = 0,
+        toxiproxy_url: str | None = None,
+        stack_dir: Path | None = None,
+        start_timeout: float = 120.0,
+    ) -> None:
+        self.project = check_project(project)
+        self.timing = timing
+        if port_offset:
+            raise InvalidInput("--port-offset is not supported by the compose backend "
+                               "(published ports are fixed in stack/compose.yaml)")
+        if toxiproxy_url:
+            raise InvalidInput("--toxiproxy-url is not supported by the compose backend "
+                               "(set SIMCTL_TOXIPROXY_IMAGE to choose the Toxiproxy image)")
+        self.port_offset = 0
+        self.stack_dir = stack_dir
+        self.start_timeout = start_timeout
+        self._docker: Any = None
+
+    # -- definition and helpers --------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, "SIMCTL_TIMING": self.timing, "SIMCTL_PROJECT": self.project}
+
+    def definition(self) -> StackDefinition:
+        """Services with host URLs; proxies as the Toxiproxy container sees them."""
+        env = self._env()
+        definition = load(self.stack_dir, env=env)
+        raw = _raw_compose(definition.directory)
+        for name, spec in definition.services.items():
+            meta = (raw.get("services", {}).get(name) or {}).get("x-simctl") or {}
+            if "hole" in meta:  # used by routers, inside the network
+                spec.labels["hole"] = interpolate(str(meta["hole"]), env)
+        import json
+
+        links = json.loads((definition.directory / "toxiproxy.json").read_text())
+        definition.proxies = [
+            {"name": p["name"], "listen": p.get("listen", ""), "upstream": p["upstream"],
+             "enabled": p.get("enabled", True)}
+            for p in links
+        ]
+        return definition
+
+    def compose_file(self) -> Path:
+        return self.definition().directory / "compose.yaml"
+
+    def _compose(self, *args: str, timeout: float = 300.0, check: bool = True
+                 ) -> subprocess.CompletedProcess[str]:
+        env = {**self._env(), "COMPOSE_PROJECT_NAME": self.project}
+        command = [*compose_command(), "-p", self.project, "-f", str(self.compose_file()),
+                   *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=env,
+                                timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            lines = [ln for ln in (result.stderr or result.stdout).strip().splitlines() if ln]
+            tail = lines[-1] if lines else f"exit code {result.returncode}"
+            raise StackStartError(f"`{' '.join(command[:2])} {' '.join(args)}` failed: {tail}")
+        return result
+
+    def docker(self) -> Any:
+        if self._docker is None:
+            self._docker = docker_client()
+        return self._docker
+
+    def containers(self, service: str | None = None) -> list[Any]:
+        labels = [f"{PROJECT_LABEL}={self.project}"]
+        if service:
+            labels.append(f"{SERVICE_LABEL}={service}")
+        return self.docker().containers.list(all=True, filters={"label": labels})
+
+    def container(self, name: str) -> Any:
+        found = self.containers(name)
+        if not found:
+            raise InvalidInput(f"{name}: no container in project {self.project!r}")
+        return found[0]
+
+    def networks(self) -> list[Any]:
+        return self.docker().networks.list(filters={"label": f"{PROJECT_LABEL}={self.project}"})
+
+    def state(self) -> ProjectState | None:
+        return ProjectState.load(self.project)
+
+    def require_state(self) -> ProjectState:
+        state = self.state()
+        if state is None:
+            raise InvalidInput(f"project {self.project!r} is not up "
+                               "(run `simctl up --backend compose` first)")
+        return state
+
+    # -- up ------------------------------------------------------------------------------
+
+    def up(self) -> ProjectState:
+        self.docker()
+        existing = self.state()
+        if existing is not None:
+            if existing.backend == "local" and any(
+                procs.alive(p.pid, p.started) for p in existing.processes.values()
+            ):
+                raise StackStartError(f"project {self.project!r} is already up (local backend)")
+            if existing.backend == self.name and any(
+                c.status in ("running", "paused") for c in self.containers()
+            ):
+                raise StackStartError(f"project {self.project!r} is already up; "
+                                      "`simctl down` first")
+            existing.remove()
+        image = self._env().get("SIMCTL_IMAGE") or "simctl:latest"
+        try:
+            self.docker().images.get(image)
+        except Exception:
+            raise StackStartError(f"image {image} does not exist; run `simctl stack build`") \
+                from None
+        definition = self.definition()
+        state = ProjectState(
+            project=self.project,
+            backend=self.name,
+            timing=self.timing,
+            port_offset=0,
+            toxiproxy_url=TOXIPROXY_URL,
+            embedded_toxiproxy=True,
+            started_at=time.time(),
+        )
+        state.save()
+        try:
+            self._compose("up", "-d", "--no-build", timeout=self.start_timeout + 60)
+            for spec in definition.services.values():
+                state.processes[spec.name] = ProcessState(
+                    name=spec.name, pid=0, pgid=0, started=0.0, command=spec.command,
+                    role=spec.role, health_url=spec.health_url, labels=dict(spec.labels),
+                )
+                self._refresh(state.processes[spec.name])
+            state.save()
+            self._wait(state, list(state.processes))
+            client = ToxiproxyClient(state.toxiproxy_url, timeout=10)
+            present = client.proxies()
+            missing = [p for p in definition.proxies if p["name"] not in present]
+            if missing:
+                client.populate(missing)
+            state.endpoints = _endpoints(definition)
+            for proc in state.processes.values():
+                app = str(proc.labels.get("app", ""))
+                if proc.role == "dyno" and app and app not in state.templates:
+                    state.templates[app] = asdict(proc)
+            state.complete = True
+            state.save()
+            return state
+        except BaseException:
+            self._down(state)
+            raise
+
+    def _refresh(self, proc: ProcessState) -> None:
+        """Record the container's main process (host pid) for this service."""
+        try:
+            container = self.container(proc.name)
+            container.reload()
+            pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+        except InvalidInput:
+            pid = 0
+        proc.pid = proc.pgid = pid
+        proc.started = procs.started_at(pid) if pid else 0.0
+        proc.log = f"docker logs {self.project} {proc.name}"
+
+    def _running(self, name: str) -> bool:
+        try:
+            return self.container(name).status in ("running", "paused")
+        except InvalidInput:
+            return False
+
+    def _wait(self, state: ProjectState, names: list[str]) -> None:
+        urls = {n: state.processes[n].health_url for n in names if state.processes[n].health_url}
+        failed = wait_healthy(urls, self.start_timeout,  # type: ignore[arg-type]
+                              alive=self._running)
+        if failed:
+            name, report = next(iter(sorted(failed.items())))
+            tail = self._log_tail(name)
+            hint = f"; last log line: {tail}" if tail else ""
+            raise StackStartError(f"{name} did not become healthy: {report.status} "
+                                  f"{report.reason}".rstrip() + hint)
+
+    def _log_tail(self, name: str) -> str:
+        try:
+            text = self.container(name).logs(tail=5).decode(errors="replace").strip()
+        except Exception:
+            return ""
+        return text.splitlines()[-1][-300:] if text else ""
+
+    # -- down ----------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        state = self.state()
+        if state is None:
+            state = ProjectState(self.project, self.name, self.timing, 0, TOXIPROXY_URL, True)
+        return self._down(state)
+
+    def _down(self, state: ProjectState) -> list[str]:
+        """`compose down -v --remove-orphans`, then check (and clean) what is left."""
+        names = sorted(state.processes) or sorted(
+            c.labels.get(SERVICE_LABEL, c.name) for c in self.containers()
+        )
+        for container in self.containers():
+            if container.status == "paused":  # compose v1 cannot stop a paused container
+                container.unpause()
+        self._compose("down", "-v", "--remove-orphans", "--timeout", "3", check=False)
+        for container in self.containers():
+            container.remove(force=True, v=True)
+        for network in self.networks():
+            network.remove()
+        left = self.leftovers()
+        if left:
+            raise StackStartError(f"project {self.project!r}: still left after down: "
+                                  + ", ".join(left))
+        state.remove()
+        return names
+
+    def leftovers(self) -> list[str]:
+        """Containers and networks of the project that still exist."""
+        return ([f"container {c.name}" for c in self.containers()]
+                + [f"network {n.name}" for n in self.networks()])
+
+    # -- status and process faults -------------------------------------------------------
+
+    def status(self) -> list[ServiceStatus]:
+        state = self.require_state()
+        out = []
+        by_service = {c.labels.get(SERVICE_LABEL): c for c in self.containers()}
+        for proc in state.processes.values():
+            container = by_service.get(proc.name)
+            cstatus = container.status if container is not None else "removed"
+            running = cstatus in ("running", "paused")
+            paused = cstatus == "paused"
+            if not running:
+                health = HealthReport(False, "killed" if proc.stopped else cstatus)
+            elif paused:
+                health = HealthReport(False, "paused", "docker pause")
+            elif proc.health_url:
+                health = probe(proc.health_url)
+            else:
+                health = HealthReport(True, "running")
+            out.append(ServiceStatus(proc.name, proc.role, proc.pid, running, paused, health))
+        return out
+
+    def _process(self, state: ProjectState, name: str) -> ProcessState:
+        proc = state.processes.get(name)
+        if proc is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(state.processes), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidInput(f"no service {name!r} in project {self.project!r}{hint}")
+        return proc
+
+    def kill(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        container = self.container(name)
+        if container.status == "paused":
+            container.unpause()
+        if container.status in ("running", "paused"):
+            container.kill()
+        proc.stopped, proc.paused = True, False
+        state.save()
+
+    def pause(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        container = self.container(name)
+        if container.status != "running":
+            raise InvalidInput(f"{name} is not running")
+        container.pause()
+        proc.paused = True
+        state.save()
+
+    def resume(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        container = self.container(name)
+        if container.status == "paused":
+            container.unpause()
+        proc.paused = False
+        state.save()
+
+    def restart(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        container = self.container(name)
+        if container.status == "paused":
+            container.unpause()
+        container.restart(timeout=3)
+        proc.stopped, proc.paused = False, False
+        self._refresh(proc)
+        state.save()
+        self._wait(state, [name])
+
+    def stop(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        self.container(name).stop(timeout=3)
+        proc.stopped = True
+        state.save()
+
+    def start(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        self.container(name).start()
+        proc.stopped = False
+        self._refresh(proc)
+        state.save()
+        self._wait(state, [name])
+
+    def limit_cpu(self, name: str, cpus: float | None) -> None:
+        """Starve a service of CPU (e.g. 0.05 of one core for TLS saturation); None lifts it."""
+        quota = int(cpus * 100_000) if cpus else -1
+        self.container(name).update(cpu_period=100_000, cpu_quota=quota)
+
+    def partition(self, name: str, connected: bool = False) -> None:
+        """Disconnect a service from the project network (a partition), or reconnect it."""
+        container = self.container(name)
+        network = self._default_network()
+        if connected:
+            network.connect(container, aliases=[name])
+        else:
+            network.disconnect(container, force=True)
+
+    def _default_network(self) -> Any:
+        for network in self.networks():
+            if network.name.endswith("default"):
+                return network
+        raise InvalidInput(f"project {self.project!r} has no default network")
+
+    def find(self, role: str, **labels: str) -> list[ProcessState]:
+        state = self.require_state()
+        return [
+            p for p in state.processes.values()
+            if p.role == role and all(str(p.labels.get(k)) == v for k, v in labels.items())
+        ]
+
+    def url_of(self, role: str, **labels: str) -> str:
+        from simctl.backends.local import base_url
+
+        found = self.find(role, **labels)
+        if not found:
+            wanted = " ".join(f"{k}={v}" for k, v in labels.items())
+            raise InvalidInput(f"no {role} {wanted} in project {self.project!r}".rstrip())
+        return base_url(found[0])
+
+    # -- scale and routes ----------------------------------------------------------------
+
+    def dyno_address(self, dyno: str, address: str) -> str:
+        if address == "blackhole":
+            holes = self.find("blackhole")
+            if not holes:
+                raise InvalidInput(f"project {self.project!r} runs no blackhole service")
+            return str(holes[0].labels["hole"]).split("://", 1)[-1]
+        if address == "proxy":
+            listen = ToxiproxyClient(self.require_state().toxiproxy_url).proxy(dyno).listen
+            return "toxiproxy:" + listen.rsplit(":", 1)[1]
+        if not re.fullmatch(r"[\w.-]+:\d{1,5}", address):
+            raise InvalidInput(f"{address!r}: expected HOST:PORT, blackhole or proxy")
+        return address
+
+    def scale(self, app: str, count: int) -> list[str]:
+        """Run `count` dynos of `app`, among the dyno services compose.yaml defines."""
+        state = self.require_state()
+        defined = sorted(
+            (s for s in self.definition().by_role("dyno") if s.labels.get("app") == app),
+            key=lambda s: _index(str(s.labels.get("dyno"))),
+        )
+        if not defined:
+            raise InvalidInput(f"no app {app!r} in project {self.project!r}")
+        if count > len(defined):
+            raise InvalidInput(f"the compose backend runs at most {len(defined)} dynos of "
+                               f"{app!r} (the dyno services of stack/compose.yaml)")
+        for spec in defined[:count]:
+            if spec.name not in state.processes or not self._running(spec.name):
+                self._compose("up", "-d", "--no-deps", "--no-build", spec.name)
+                state.processes[spec.name] = ProcessState(
+                    name=spec.name, pid=0, pgid=0, started=0.0, command=spec.command,
+                    role=spec.role, health_url=spec.health_url, labels=dict(spec.labels))
+                self._refresh(state.processes[spec.name])
+                state.save()
+                self._wait(state, [spec.name])
+        for spec in defined[count:]:
+            if spec.name in state.processes:
+                self._compose("rm", "-s", "-f", spec.name, check=False)
+                del state.processes[spec.name]
+        state.save()
+        names = [str(s.labels["dyno"]) for s in defined[:count]]
+        client = ToxiproxyClient(state.toxiproxy_url)
+        proxies = client.proxies()
+        dynos = [{"name": n, "address": "toxiproxy:" + proxies[n].listen.rsplit(":", 1)[1],
+                  "state": "up"} for n in names if n in proxies]
+        from simctl.backends.http import call
+
+        call("POST", f"{self.url_of('sync')}/apps/{app}/dynos", {"dynos": dynos})
+        return names
+
+    def paused_or_down(self) -> list[str]:
+        state = self.state()
+        if state is None:
+            return []
+        by_service = {c.labels.get(SERVICE_LABEL): c for c in self.containers()}
+        out = []
+        for name in state.processes:
+            container = by_service.get(name)
+            if container is None or container.status != "running":
+                out.append(name)
+        return out
+
+
+def _index(dyno: str) -> int:
+    return int(dyno.rsplit(".", 1)[1]) if "." in dyno else 0
+
+
+def _raw_compose(directory: Path) -> dict[str, Any]:
+    return yaml.safe_load((directory / "compose.yaml").read_text()) or {}
+
+
+def _endpoints(definition: StackDefinition) -> dict[str, str]:
+    out = {}
+    for spec in definition.services.values():
+        for key, value in spec.labels.get("endpoints", {}).items():
+            out[key] = value
+    return out
