@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from simctl.faults.proxy import Proxy
 
 DIAL_TIMEOUT = 10.0
+WRITE_BUFFER_HIGH = 512 * 1024
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -59,6 +60,8 @@ class Side(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        # Bulk transfers pause and resume the source far less with a larger write buffer.
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)  # type: ignore[attr-defined]
         self.conn.side_made(self)
 
     def data_received(self, data: bytes) -> None:
