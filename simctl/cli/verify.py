@@ -276,10 +276,13 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
               help="Backend of the stack verify starts (a running stack keeps its own).")
 @click.option("--allow-shell", is_flag=True,
               help="Let runbook steps run non-simctl commands (through /bin/sh).")
+@click.option("--control", type=click.Choice(["no-faults", "no-mitigation"]), default=None,
+              help="Control run: leave out the faults (symptoms must not appear) or the "
+                   "runbook's steps (recovery must not happen); each scenario must then FAIL.")
 def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
-           backend_name: str = "local") -> None:
+           backend_name: str = "local", control: str | None = None) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends.local import LocalBackend
@@ -338,7 +341,8 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                 exit_code = EXIT_STACK
             if exit_code != EXIT_STACK:
                 exit_code = _run_all(console, backend, outcomes, seed, stack_timing, fail_fast,
-                                     allow_shell, reset_after_last=not started_stack)
+                                     allow_shell, reset_after_last=not started_stack,
+                                     control=control)
         except interrupts.Interrupted as exc:
             exit_code = exc.exit_code
             _interrupted(console, outcomes, exc)
@@ -369,14 +373,15 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
 
 
 def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int | None,
-             timing: str, fail_fast: bool, allow_shell: bool, *, reset_after_last: bool) -> int:
+             timing: str, fail_fast: bool, allow_shell: bool, *, reset_after_last: bool,
+             control: str | None = None) -> int:
     """Run every scenario; reset the stack to its baseline between two (and after the
     last one on a reused stack, which is left as it was found)."""
     from simctl.scenario.engine import EngineOptions, run_scenario
     from simctl.scenario.reset import reset_stack
 
     progress = Progress(console)
-    options = EngineOptions(allow_shell=allow_shell)
+    options = EngineOptions(allow_shell=allow_shell, control=control)
     failed = False
     if reset_after_last:
         # A reused stack may hold what an earlier run or a person left: start from baseline.

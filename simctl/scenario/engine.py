@@ -80,6 +80,10 @@ class EngineOptions:
     steady_timeout: float = 20.0  # then the steady state must hold within this
     step_timeout: float = 120.0  # each command of a runbook step
     allow_shell: bool = False  # let runbook steps run non-simctl commands
+    # A control experiment proves a scenario cannot rubber-stamp: "no-faults" runs it
+    # without its faults (the symptoms must not appear), "no-mitigation" without its
+    # runbook steps (recovery must not happen). Either way the run is expected to fail.
+    control: str | None = None
 
 
 @dataclass
@@ -381,7 +385,7 @@ class _Run:
 
     def _faults_and_symptoms(self) -> None:
         self.t0 = t0 = time.monotonic()
-        faults = self.scenario.timeline()
+        faults = [] if self.options.control == "no-faults" else self.scenario.timeline()
         self._faults_total = len(faults)
         self.timeline = [(t0 + f.at, i, "apply", f) for i, f in enumerate(faults)]
         self._faults_event = self._phase("faults", count=len(faults))
@@ -493,6 +497,9 @@ class _Run:
         self.mitigation_start = time.monotonic()
         event = self._phase("mitigation")
         steps = self.scenario.mitigation.runbook_steps
+        if self.options.control == "no-mitigation":
+            self.log.finish(event, OK, "control run: the runbook's steps are left out")
+            return
         if not steps:
             self.log.finish(event, OK, "no runbook steps")
             return
