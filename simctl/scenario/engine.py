@@ -563,7 +563,11 @@ class _Run:
             obs = self._observe()
             self._check_abort(obs)
             readings = self._readings(probes, obs, since)
-            if all(r.holds for r in readings):
+            # Absence ("no drops", "count == 0") over an almost empty window proves
+            # nothing: recovery needs at least min_span of observation since mitigation
+            # began (a control run without mitigation showed such a vacuous pass).
+            observed = obs.now - since >= self.options.min_span
+            if observed and all(r.holds for r in readings):
                 self.result.time_to_recovery = obs.now - start
                 self.log.finish(event, OK, "\n".join(r.describe() for r in readings)
                                 or "no recovery probes", after=round(obs.now - start, 3))

@@ -1,0 +1,68 @@
+"""Control runs over the whole catalogue: no scenario can rubber-stamp.
+
+For every scenario in scenarios/: run without its faults, the symptoms must not appear
+(the run fails at `symptoms`); run without its runbook's steps, the platform must not
+recover (the run fails at `recovery`). Each control is one `simctl verify --all
+--control ...` on one stack, read back from its JSON journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simctl.scenario.catalog import scenarios_dir
+
+pytestmark = pytest.mark.slow
+
+OFFSET = 6700
+CATALOGUE = sorted(p.stem for p in scenarios_dir().glob("*.yaml"))
+EXPECTED_FAILURE = {"no-faults": "symptoms", "no-mitigation": "recovery"}
+# Known to recover without its runbook: say why, and the control passing turns this red.
+SELF_HEALING = {
+    "tail-buffer-overflow": "the fault is a log burst that ends by itself; the runbook's "
+    "'mitigation' only checks, because a sustained slow tail client is not simulated yet",
+}
+
+
+@pytest.fixture(scope="module")
+def journals(tmp_path_factory) -> dict[str, dict[str, dict]]:
+    tmp = tmp_path_factory.mktemp("controls")
+    env = {**os.environ, "SIMCTL_STATE_DIR": str(tmp), "NO_COLOR": "1"}
+    project = f"controls{os.getpid()}"
+    sim = [sys.executable, "-m", "simctl"]
+    up = subprocess.run([*sim, "up", "--timing", "fast", "--project", project,
+                         "--port-offset", str(OFFSET)], env=env, capture_output=True, text=True,
+                        timeout=120)
+    assert up.returncode == 0, up.stderr
+    out: dict[str, dict[str, dict]] = {}
+    try:
+        for control in EXPECTED_FAILURE:
+            path = Path(tmp) / f"{control}.json"
+            run = subprocess.run([*sim, "verify", "--all", "--control", control, "--project",
+                                  project, "--json", str(path)], env=env, capture_output=True,
+                                 text=True, timeout=1200)
+            assert run.returncode == 1, f"{control}: exit {run.returncode}\n{run.stderr}"
+            journal = json.loads(path.read_text())
+            out[control] = {s["scenario"]: s for s in journal["scenarios"]}
+    finally:
+        subprocess.run([*sim, "down", "--project", project], env=env, capture_output=True,
+                       timeout=60)
+    return out
+
+
+@pytest.mark.parametrize("control", sorted(EXPECTED_FAILURE))
+@pytest.mark.parametrize("scenario", CATALOGUE)
+def test_control_run_fails_where_it_must(journals, control, scenario, request):
+    if control == "no-mitigation" and scenario in SELF_HEALING:
+        request.applymarker(pytest.mark.xfail(reason=SELF_HEALING[scenario], strict=True))
+    run = journals[control][scenario]
+    phases = {p["name"]: p["status"] for p in run["phases"]}
+    assert run["status"] == "failed", f"{scenario} passed without its {control[3:]}"
+    assert phases[EXPECTED_FAILURE[control]] == "failed", phases
+    assert phases["residue"] == "ok"
