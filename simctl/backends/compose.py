@@ -31,6 +31,7 @@ import yaml
 from simctl.backends import procs
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.local import DEFAULT_PROJECT, ServiceStatus
+from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import InvalidInput, StackStartError
 from simctl.faults.client import ToxiproxyClient
@@ -74,7 +75,8 @@ def docker_client() -> Any:
     return client
 
 
-class ComposeBackend:
+class ComposeBackend(ProjectQueries):
+    up_hint = "simctl up --backend compose"
     name = "compose"
 
     def __init__(
@@ -160,15 +162,7 @@ class ComposeBackend:
     def networks(self) -> list[Any]:
         return self.docker().networks.list(filters={"label": f"{PROJECT_LABEL}={self.project}"})
 
-    def state(self) -> ProjectState | None:
-        return ProjectState.load(self.project)
 
-    def require_state(self) -> ProjectState:
-        state = self.state()
-        if state is None:
-            raise InvalidInput(f"project {self.project!r} is not up "
-                               "(run `simctl up --backend compose` first)")
-        return state
 
     # -- up ------------------------------------------------------------------------------
 
@@ -321,15 +315,6 @@ class ComposeBackend:
             out.append(ServiceStatus(proc.name, proc.role, proc.pid, running, paused, health))
         return out
 
-    def _process(self, state: ProjectState, name: str) -> ProcessState:
-        proc = state.processes.get(name)
-        if proc is None:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(state.processes), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidInput(f"no service {name!r} in project {self.project!r}{hint}")
-        return proc
 
     def kill(self, name: str) -> None:
         state = self.require_state()
@@ -409,30 +394,13 @@ class ComposeBackend:
                 return network
         raise InvalidInput(f"project {self.project!r} has no default network")
 
-    def find(self, role: str, **labels: str) -> list[ProcessState]:
-        state = self.require_state()
-        return [
-            p for p in state.processes.values()
-            if p.role == role and all(str(p.labels.get(k)) == v for k, v in labels.items())
-        ]
 
-    def url_of(self, role: str, **labels: str) -> str:
-        from simctl.backends.local import base_url
-
-        found = self.find(role, **labels)
-        if not found:
-            wanted = " ".join(f"{k}={v}" for k, v in labels.items())
-            raise InvalidInput(f"no {role} {wanted} in project {self.project!r}".rstrip())
-        return base_url(found[0])
 
     # -- scale and routes ----------------------------------------------------------------
 
     def dyno_address(self, dyno: str, address: str) -> str:
         if address == "blackhole":
-            holes = self.find("blackhole")
-            if not holes:
-                raise InvalidInput(f"project {self.project!r} runs no blackhole service")
-            return str(holes[0].labels["hole"]).split("://", 1)[-1]
+            return self.blackhole_address()
         if address == "proxy":
             listen = ToxiproxyClient(self.require_state().toxiproxy_url).proxy(dyno).listen
             return "toxiproxy:" + listen.rsplit(":", 1)[1]

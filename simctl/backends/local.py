@@ -16,6 +16,7 @@ from pathlib import Path
 
 from simctl.backends import procs
 from simctl.backends.health import HealthReport, probe, wait_healthy
+from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import AddressInUse, InvalidInput, StackStartError
 from simctl.faults.client import ToxiproxyClient
@@ -34,7 +35,7 @@ class ServiceStatus:
     health: HealthReport
 
 
-class LocalBackend:
+class LocalBackend(ProjectQueries):
     name = "local"
 
     def __init__(
@@ -62,14 +63,7 @@ class LocalBackend:
 
         return load(self.stack_dir, env={**os.environ, **env}, port_offset=self.port_offset)
 
-    def state(self) -> ProjectState | None:
-        return ProjectState.load(self.project)
 
-    def require_state(self) -> ProjectState:
-        state = self.state()
-        if state is None:
-            raise InvalidInput(f"project {self.project!r} is not up (run `simctl up` first)")
-        return state
 
     # -- up --------------------------------------------------------------------------
 
@@ -237,15 +231,6 @@ class LocalBackend:
             out.append(ServiceStatus(proc.name, proc.role, proc.pid, running, proc.paused, health))
         return out
 
-    def _process(self, state: ProjectState, name: str) -> ProcessState:
-        proc = state.processes.get(name)
-        if proc is None:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(state.processes), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise InvalidInput(f"no service {name!r} in project {self.project!r}{hint}")
-        return proc
 
     def kill(self, name: str) -> None:
         state = self.require_state()
@@ -279,30 +264,14 @@ class LocalBackend:
         state.save()
         self._wait(state, [name])
 
-    def find(self, role: str, **labels: str) -> list[ProcessState]:
-        """Processes of a role whose x-simctl labels match (e.g. role="dyno", dyno="web.1")."""
-        state = self.require_state()
-        return [
-            p for p in state.processes.values()
-            if p.role == role and all(str(p.labels.get(k)) == v for k, v in labels.items())
-        ]
 
-    def url_of(self, role: str, **labels: str) -> str:
-        found = self.find(role, **labels)
-        if not found:
-            wanted = " ".join(f"{k}={v}" for k, v in labels.items())
-            raise InvalidInput(f"no {role} {wanted} in project {self.project!r}".rstrip())
-        return base_url(found[0])
 
     # -- scale and routes ------------------------------------------------------------
 
     def dyno_address(self, dyno: str, address: str) -> str:
         """Resolve `blackhole` and `proxy` to addresses; anything else is host:port."""
         if address == "blackhole":
-            holes = self.find("blackhole")
-            if not holes:
-                raise InvalidInput(f"project {self.project!r} runs no blackhole service")
-            return str(holes[0].labels["hole"]).split("://", 1)[-1]
+            return self.blackhole_address()
         if address == "proxy":
             proxy = ToxiproxyClient(self.require_state().toxiproxy_url).proxy(dyno)
             return proxy.listen
@@ -423,13 +392,3 @@ def _log_tail(path: str) -> str:
     except OSError:
         return ""
     return lines[-1][-300:] if lines else ""
-
-
-def base_url(proc: ProcessState) -> str:
-    """A service's own HTTP base URL (its admin URL for routers)."""
-    admin = proc.labels.get("admin")
-    if admin:
-        return str(admin)
-    if not proc.health_url:
-        raise InvalidInput(f"{proc.name} has no HTTP endpoint")
-    return proc.health_url.rsplit("/", 1)[0]

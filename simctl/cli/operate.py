@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from simctl.backends.http import call, text
-from simctl.backends.local import LocalBackend, base_url
+from simctl.backends.local import LocalBackend
+from simctl.backends.project import base_url
 from simctl.cli.options import project_option
 from simctl.errors import InvalidInput, StackStartError
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simctl.backends.http import call
-from simctl.backends.local import base_url
+from simctl.backends.project import base_url
 from simctl.errors import InvalidInput, ToxiproxyError
 from simctl.faults.client import ToxiproxyClient
 from simctl.scenario.model import (

@@ -35,7 +35,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from simctl.backends import procs
-from simctl.backends.local import base_url
+from simctl.backends.project import base_url
 from simctl.scenario.expressions import (
     HealthProbe,
     LogProbe,

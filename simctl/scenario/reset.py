@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from simctl.backends.http import call
-from simctl.backends.local import base_url
+from simctl.backends.project import base_url
 from simctl.faults.client import ToxiproxyClient
 
 RODS = ("deny_drain_forwarding", "deny_tail_sessions", "deny_logs_ingress")

@@ -16,7 +16,8 @@ import pytest
 
 from simctl.backends import procs
 from simctl.backends.http import call
-from simctl.backends.local import LocalBackend, base_url
+from simctl.backends.local import LocalBackend
+from simctl.backends.project import base_url
 from simctl.faults.client import ToxiproxyClient
 from simctl.pytest_plugin import free_port_offset
 from simctl.scenario.engine import run_scenario
