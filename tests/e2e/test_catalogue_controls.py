@@ -18,7 +18,8 @@ import pytest
 
 from simctl.scenario.catalog import scenarios_dir
 
-pytestmark = pytest.mark.slow
+# One stack and two full catalogue runs in the module fixture: far over the per-test default.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 OFFSET = 6700
 CATALOGUE = sorted(p.stem for p in scenarios_dir().glob("*.yaml"))
