@@ -180,18 +180,19 @@ class SyncService(Service):
         self.subscribers += 1
         pos, interval = since, self.timing.sync_reconnect
         try:
-            await resp.write(b"".join(self._lines[pos:]) + self.heartbeat())
-            pos = self.version
+            chunk, pos = b"".join(self._lines[pos:]), self.version
+            await resp.write(chunk + self.heartbeat())
             while not self._closing:
-                waiter = self._waiter()
-                try:
-                    await asyncio.wait_for(asyncio.shield(waiter), interval)
-                except TimeoutError:
-                    await resp.write(self.heartbeat())
-                    continue
+                # Records appended while a write was pending must go out before we wait
+                # again: the waiter only fires for appends made after it was created.
                 if pos < self.version:
                     chunk, pos = b"".join(self._lines[pos:]), self.version
                     await resp.write(chunk)
+                    continue
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._waiter()), interval)
+                except TimeoutError:
+                    await resp.write(self.heartbeat())
         except ConnectionError:
             pass  # the follower went away
         finally:

@@ -182,3 +182,31 @@ async def test_close_ends_open_streams() -> None:
         assert loop.time() - started < 2
         rest = await resp.content.read()
         assert rest == b"" or rest.endswith(b"\n")
+
+
+async def test_records_appended_during_a_slow_write_are_sent(sync: SyncService) -> None:
+    """A follower that reads slowly still gets every record without waiting for another.
+
+    The stream handler blocks in its write while the follower is not reading; records
+    appended meanwhile must go out as soon as the write completes, not with the next append.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", sync.port)
+    writer.write(b"GET /routes/stream?since=1 HTTP/1.1\r\nHost: sync\r\n\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    domains = [f"d{i:05}.big.simctl.test" for i in range(1500)]
+    for _ in range(300):  # ~11 MB: more than the socket buffers hold, so the write blocks
+        sync.append({"op": "app", "app": "big", "domains": domains, "dynos": [],
+                     "maintenance": False})
+        await asyncio.sleep(0)
+    last = sync.append({"op": "maintenance", "app": "web", "enabled": True})
+    wanted = f'"seq": {last}, "op": "maintenance"'.encode()
+    seen = b""
+    try:
+        async with asyncio.timeout(0.9 * sync.timing.sync_reconnect + 5):
+            while wanted not in seen:
+                chunk = await reader.read(2**20)
+                assert chunk, "the stream ended"
+                seen = seen[-200:] + chunk
+    finally:
+        writer.close()
