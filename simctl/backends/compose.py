@@ -38,6 +38,8 @@ from simctl.faults.client import ToxiproxyClient
 from simctl.stack.definition import StackDefinition, interpolate, load
 
 TOXIPROXY_URL = "http://127.0.0.1:8474"
+OFFICIAL_TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
+PULL_TIMEOUT = 120.0
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
@@ -75,6 +77,16 @@ def docker_client() -> Any:
     return client
 
 
+def _pulled(images: Any, reference: str) -> bool:
+    """Pull ``reference``; False when no registry answers (an offline machine)."""
+    repository, _, tag = reference.rpartition(":")
+    try:
+        images.pull(repository, tag=tag)
+    except Exception:  # APIError: no such host, unauthorised, timeout
+        return False
+    return True
+
+
 class ComposeBackend(ProjectQueries):
     up_hint = "simctl up --backend compose"
     name = "compose"
@@ -101,11 +113,36 @@ class ComposeBackend(ProjectQueries):
         self.stack_dir = stack_dir
         self.start_timeout = start_timeout
         self._docker: Any = None
+        self._toxiproxy_image: str | None = None
+        self.notices: list[str] = []  # said to the user once `up` returns
+        self.image = os.environ.get("SIMCTL_IMAGE") or "simctl:latest"
 
     # -- definition and helpers --------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "SIMCTL_TIMING": self.timing, "SIMCTL_PROJECT": self.project}
+        return {**os.environ, "SIMCTL_TIMING": self.timing, "SIMCTL_PROJECT": self.project,
+                "SIMCTL_TOXIPROXY_IMAGE": self.toxiproxy_image()}
+
+    def toxiproxy_image(self, pull: bool = False) -> str:
+        """SIMCTL_TOXIPROXY_IMAGE when set; else the official image when the engine has it
+        (or, with ``pull``, can pull it); else the simctl image, whose entry point runs
+        the embedded server with toxiproxy-server's flags (docs/docker.md)."""
+        chosen = os.environ.get("SIMCTL_TOXIPROXY_IMAGE")
+        if chosen:
+            return chosen
+        if self._toxiproxy_image is None:
+            images = self.docker().images
+            try:
+                images.get(OFFICIAL_TOXIPROXY_IMAGE)
+                self._toxiproxy_image = OFFICIAL_TOXIPROXY_IMAGE
+            except Exception:  # ImageNotFound; pulled below only when asked
+                if pull and _pulled(images, OFFICIAL_TOXIPROXY_IMAGE):
+                    self._toxiproxy_image = OFFICIAL_TOXIPROXY_IMAGE
+                elif pull:
+                    self._toxiproxy_image = self.image
+                else:
+                    return self.image
+        return self._toxiproxy_image
 
     def definition(self) -> StackDefinition:
         """Services with host URLs; proxies as the Toxiproxy container sees them."""
@@ -139,7 +176,8 @@ class ComposeBackend(ProjectQueries):
         if check and result.returncode != 0:
             lines = [ln for ln in (result.stderr or result.stdout).strip().splitlines() if ln]
             tail = lines[-1] if lines else f"exit code {result.returncode}"
-            raise StackStartError(f"`{' '.join(command[:2])} {' '.join(args)}` failed: {tail}")
+            shown = " ".join([*compose_command(), *args])
+            raise StackStartError(f"`{shown}` failed: {tail}")
         return result
 
     def docker(self) -> Any:
@@ -180,12 +218,15 @@ class ComposeBackend(ProjectQueries):
                 raise StackStartError(f"project {self.project!r} is already up; "
                                       "`simctl down` first")
             existing.remove()
-        image = self._env().get("SIMCTL_IMAGE") or "simctl:latest"
         try:
-            self.docker().images.get(image)
+            self.docker().images.get(self.image)
         except Exception:
-            raise StackStartError(f"image {image} does not exist; run `simctl stack build`") \
+            raise StackStartError(f"image {self.image} does not exist; run `simctl stack build`") \
                 from None
+        if self.toxiproxy_image(pull=True) == self.image \
+                and not os.environ.get("SIMCTL_TOXIPROXY_IMAGE"):
+            self.notices.append(f"{OFFICIAL_TOXIPROXY_IMAGE} cannot be pulled: the toxiproxy "
+                                f"service runs the embedded server from {self.image}")
         definition = self.definition()
         state = ProjectState(
             project=self.project,
@@ -303,11 +344,12 @@ class ComposeBackend(ProjectQueries):
             container = by_service.get(proc.name)
             cstatus = container.status if container is not None else "removed"
             running = cstatus in ("running", "paused")
-            paused = cstatus == "paused"
+            paused = cstatus == "paused" or (running and proc.paused)
             if not running:
                 health = HealthReport(False, "killed" if proc.stopped else cstatus)
             elif paused:
-                health = HealthReport(False, "paused", "docker pause")
+                how = "docker pause" if cstatus == "paused" else "SIGSTOP"
+                health = HealthReport(False, "paused", how)
             elif proc.health_url:
                 health = probe(proc.health_url)
             else:
@@ -320,8 +362,7 @@ class ComposeBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         container = self.container(name)
-        if container.status == "paused":
-            container.unpause()
+        self._unfreeze(container, proc)
         if container.status in ("running", "paused"):
             container.kill()
         proc.stopped, proc.paused = True, False
@@ -331,27 +372,37 @@ class ComposeBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         container = self.container(name)
-        if container.status != "running":
+        if container.status != "running" or proc.paused:
             raise InvalidInput(f"{name} is not running")
-        container.pause()
+        try:
+            container.pause()
+        except Exception:  # APIError "unable to freeze": no cgroup freezer (nested engines)
+            # SIGSTOP from outside the container stops its main process all the same
+            # (only signals sent from inside its pid namespace spare pid 1).
+            container.kill(signal="SIGSTOP")
         proc.paused = True
         state.save()
 
     def resume(self, name: str) -> None:
         state = self.require_state()
         proc = self._process(state, name)
-        container = self.container(name)
-        if container.status == "paused":
-            container.unpause()
+        self._unfreeze(self.container(name), proc)
         proc.paused = False
         state.save()
+
+    @staticmethod
+    def _unfreeze(container: Any, proc: ProcessState) -> None:
+        """Undo `pause` in the way it was done (docker pause, or SIGSTOP)."""
+        if container.status == "paused":
+            container.unpause()
+        elif proc.paused and container.status == "running":
+            container.kill(signal="SIGCONT")
 
     def restart(self, name: str) -> None:
         state = self.require_state()
         proc = self._process(state, name)
         container = self.container(name)
-        if container.status == "paused":
-            container.unpause()
+        self._unfreeze(container, proc)
         container.restart(timeout=3)
         proc.stopped, proc.paused = False, False
         self._refresh(proc)
@@ -361,8 +412,10 @@ class ComposeBackend(ProjectQueries):
     def stop(self, name: str) -> None:
         state = self.require_state()
         proc = self._process(state, name)
-        self.container(name).stop(timeout=3)
-        proc.stopped = True
+        container = self.container(name)
+        self._unfreeze(container, proc)
+        container.stop(timeout=3)
+        proc.stopped, proc.paused = True, False
         state.save()
 
     def start(self, name: str) -> None:
@@ -376,17 +429,27 @@ class ComposeBackend(ProjectQueries):
 
     def limit_cpu(self, name: str, cpus: float | None) -> None:
         """Starve a service of CPU (e.g. 0.05 of one core for TLS saturation); None lifts it."""
+        self._process(self.require_state(), name)
         quota = int(cpus * 100_000) if cpus else -1
-        self.container(name).update(cpu_period=100_000, cpu_quota=quota)
+        try:
+            self.container(name).update(cpu_period=100_000, cpu_quota=quota)
+        except Exception as exc:  # docker APIError: e.g. cgroup v1 without CFS quota
+            reason = getattr(exc, "explanation", None) or str(exc)
+            raise InvalidInput(f"{name}: {' '.join(str(reason).split())[:200]}") from None
 
     def partition(self, name: str, connected: bool = False) -> None:
         """Disconnect a service from the project network (a partition), or reconnect it."""
+        self._process(self.require_state(), name)
         container = self.container(name)
         network = self._default_network()
-        if connected:
-            network.connect(container, aliases=[name])
-        else:
-            network.disconnect(container, force=True)
+        try:
+            if connected:
+                network.connect(container, aliases=[name])
+            else:
+                network.disconnect(container, force=True)
+        except Exception as exc:  # docker APIError: already (dis)connected, not running
+            reason = getattr(exc, "explanation", None) or str(exc)
+            raise InvalidInput(f"{name}: {' '.join(str(reason).split())[:200]}") from None
 
     def _default_network(self) -> Any:
         for network in self.networks():
@@ -436,6 +499,7 @@ class ComposeBackend(ProjectQueries):
         state.save()
         names = [str(s.labels["dyno"]) for s in defined[:count]]
         client = ToxiproxyClient(state.toxiproxy_url)
+        self._match_dyno_proxies(client, names, [str(s.labels["dyno"]) for s in defined[count:]])
         proxies = client.proxies()
         dynos = [{"name": n, "address": "toxiproxy:" + proxies[n].listen.rsplit(":", 1)[1],
                   "state": "up"} for n in names if n in proxies]
@@ -443,6 +507,21 @@ class ComposeBackend(ProjectQueries):
 
         call("POST", f"{self.url_of('sync')}/apps/{app}/dynos", {"dynos": dynos})
         return names
+
+    def _match_dyno_proxies(self, client: ToxiproxyClient, running: list[str],
+                            removed: list[str]) -> None:
+        """A removed dyno's link goes too, as on the local backend: a router that still
+        routes to it gets connection refused (and quarantines it), not a proxy that
+        accepts and hangs up. A dyno that runs again gets its link back from
+        toxiproxy.json."""
+        present = client.proxies()
+        for name in removed:
+            if name in present:
+                client.delete_proxy(name)
+        links = {p["name"]: p for p in self.definition().proxies}
+        missing = [links[n] for n in running if n not in present and n in links]
+        if missing:
+            client.populate(missing)
 
     def paused_or_down(self) -> list[str]:
         state = self.state()

@@ -54,6 +54,7 @@ class LocalBackend(ProjectQueries):
         self.external_toxiproxy = toxiproxy_url
         self.stack_dir = stack_dir
         self.start_timeout = start_timeout
+        self.notices: list[str] = []  # said to the user once `up` returns
 
     # -- definition ------------------------------------------------------------------
 
@@ -259,10 +260,36 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         procs.terminate_groups([proc.pgid])
+        self._start(state, proc)
+
+    def stop(self, name: str) -> None:
+        """Stop a service gracefully (SIGTERM, then SIGKILL); `start` brings it back."""
+        state = self.require_state()
+        proc = self._process(state, name)
+        procs.terminate_groups([proc.pgid])
+        proc.stopped, proc.paused = True, False
+        state.save()
+
+    def start(self, name: str) -> None:
+        state = self.require_state()
+        proc = self._process(state, name)
+        if procs.alive(proc.pid, proc.started) and not proc.stopped:
+            raise InvalidInput(f"{name} is already running")
+        self._start(state, proc)
+
+    def _start(self, state: ProjectState, proc: ProcessState) -> None:
         spec = ServiceSpec(proc.name, proc.command, {}, [], proc.health_url, proc.role, proc.labels)
         self._spawn(state, spec)
         state.save()
-        self._wait(state, [name])
+        self._wait(state, [proc.name])
+
+    def limit_cpu(self, name: str, cpus: float | None) -> None:
+        raise InvalidInput("a CPU limit needs the compose backend (a container's CPU quota); "
+                           "on the local backend use a latency toxic or `simctl pause`")
+
+    def partition(self, name: str, connected: bool = False) -> None:
+        raise InvalidInput("disconnecting a service needs the compose backend (a container "
+                           "network); on the local backend use `simctl disable PROXY`")
 
 
 

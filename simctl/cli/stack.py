@@ -8,6 +8,7 @@ import time
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simctl.backends.local import LocalBackend
 from simctl.cli.options import default_project, project_option
@@ -68,6 +69,8 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> N
         console.print(f"[red]interrupted[/red]: stack {project!r} was not started "
                       "(everything it had started is stopped)")
         sys.exit(exit_code_for(exc))
+    for notice in backend.notices:
+        console.print(Text(f"note: {notice}", style="yellow"))
     elapsed = time.monotonic() - started
     console.print(
         f"[green]stack {project!r} is up[/green] in {elapsed:.1f}s "
@@ -89,10 +92,26 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> N
 def down(backend: LocalBackend) -> None:
     """Stop every process of the stack (safe to run twice, or after simctl was killed)."""
     names = backend.down()
+    if not names and backend.name == "local":
+        names = _compose_leftovers_down(backend.project)
     if names:
         console.print(f"stopped {len(names)} processes of {backend.project!r}")
     else:
         console.print(f"project {backend.project!r} is not running")
+
+
+def _compose_leftovers_down(project: str) -> list[str]:
+    """Containers of the project with no state left (its state folder was lost, or simctl
+    was killed before writing it): remove them too, when a Docker engine answers."""
+    from simctl.backends.compose import ComposeBackend, DockerUnavailable  # noqa: PLC0415
+
+    try:
+        backend = ComposeBackend(project)
+        if not backend.leftovers():
+            return []
+        return backend.down()
+    except DockerUnavailable:
+        return []
 
 
 @click.command()
@@ -126,6 +145,50 @@ def _process_fault(verb: str, help_text: str):
     return command
 
 
+def _cpu_limit(value: str) -> float | None:
+    if value == "none":
+        return None
+    try:
+        cpus = float(value)
+    except ValueError:
+        cpus = 0.0
+    if not 0.01 <= cpus <= 64:
+        raise click.BadParameter(f"{value!r}: want a number of CPUs from 0.01 to 64, or none")
+    return cpus
+
+
+@click.command()
+@click.argument("service")
+@click.argument("limit", metavar="CPUS|none")
+@project_option
+def cpu(backend: LocalBackend, service: str, limit: str) -> None:
+    """Limit a service to CPUS cores (e.g. 0.05, to saturate TLS), or `none` to lift it
+    (compose backend: the container's CPU quota)."""
+    cpus = _cpu_limit(limit)
+    backend.limit_cpu(service, cpus)
+    console.print(f"cpu: {service} limited to {cpus:g} CPUs" if cpus else
+                  f"cpu: {service} limit lifted")
+
+
+@click.command()
+@click.argument("service")
+@project_option
+def disconnect(backend: LocalBackend, service: str) -> None:
+    """Cut a service off the stack's network, a partition (compose backend); `connect`
+    undoes it."""
+    backend.partition(service, connected=False)
+    console.print(f"disconnect: {service} is off the network")
+
+
+@click.command()
+@click.argument("service")
+@project_option
+def connect(backend: LocalBackend, service: str) -> None:
+    """Put a disconnected service back on the stack's network (compose backend)."""
+    backend.partition(service, connected=True)
+    console.print(f"connect: {service} is back on the network")
+
+
 @click.group("stack")
 def stack_group() -> None:
     """Build what the compose backend runs (see docs/docker.md)."""
@@ -157,4 +220,9 @@ COMMANDS = [
     ),
     _process_fault("resume", "Unfreeze a paused service (SIGCONT)."),
     _process_fault("restart", "Stop a service and start it again, waiting until it is healthy."),
+    _process_fault("stop", "Stop a service gracefully (SIGTERM); `start` brings it back."),
+    _process_fault("start", "Start a stopped or killed service, waiting until it is healthy."),
+    cpu,
+    disconnect,
+    connect,
 ]

@@ -333,6 +333,8 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                     with console.status(f"starting stack {project!r} ({wanted_timing} "
                                         "timing)..."), _seeded_environment(seed or 0):
                         state = backend.up()
+                    for notice in backend.notices:
+                        console.print(Text(f"note: {notice}", style="yellow"))
                     console.print(f"stack {project!r} is up ({len(state.processes)} processes, "
                                   f"{wanted_timing} timing)")
             except SimctlError as exc:

@@ -84,6 +84,19 @@ def test_up_curl_logs_status_down(env):
         status = sim(env, "status")
         assert status.returncode == 0
         assert "router-1" in status.stdout
+        # stop/start: the service goes away and comes back as a new process
+        assert sim(env, "stop", "dyno-2").returncode == 0
+        assert "killed" in _row(sim(env, "status").stdout, "dyno-2")
+        assert sim(env, "start", "dyno-2").returncode == 0
+        assert " ok " in _row(sim(env, "status").stdout, "dyno-2")
+        started_twice = sim(env, "start", "dyno-2")
+        assert (started_twice.returncode, started_twice.stderr) == (
+            2, "error: dyno-2 is already running\n")
+        for container_only in (("cpu", "router-1", "0.1"), ("disconnect", "router-1")):
+            refused = sim(env, *container_only)
+            assert refused.returncode == 2
+            assert "needs the compose backend" in refused.stderr
+        pids = state_pids(env)
     finally:
         down = sim(env, "down")
     assert down.returncode == 0
@@ -91,6 +104,10 @@ def test_up_curl_logs_status_down(env):
     again = sim(env, "down")
     assert again.returncode == 0
     assert "not running" in again.stdout
+
+
+def _row(table: str, service: str) -> str:
+    return next(line for line in table.splitlines() if f" {service} " in line)
 
 
 def test_second_up_is_refused(env):
