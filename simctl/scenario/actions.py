@@ -10,6 +10,10 @@ calls each undo once: when a ``for`` runs out, or in rollback, in reverse order.
 
 Every undo tolerates what a runbook may already have done (a toxic removed by
 ``simctl heal`` is "already removed", not an error).
+
+A ``tail`` fault is a client, not a change to the stack: a slow tail session
+(``simctl.scenario.slowtail``) that runs on the engine's background loop (``loop``);
+its undo closes it, and closing the loop cancels it as well.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from simctl.backends.http import call
 from simctl.backends.project import base_url
 from simctl.errors import InvalidInput, ToxiproxyError
 from simctl.faults.client import ToxiproxyClient
+from simctl.scenario.looper import BackgroundLoop
 from simctl.scenario.model import (
     DrainAction,
     DynoAction,
@@ -37,8 +42,10 @@ from simctl.scenario.model import (
     SyncPoison,
     SyncScale,
     SyncState,
+    TailAction,
     ToxicAction,
 )
+from simctl.scenario.slowtail import CONNECT_TIMEOUT, SlowTail, TailRefused
 from simctl.scenario.traffic import LoadRunner
 
 Undo = Callable[[], str]
@@ -68,10 +75,12 @@ def _short(data: Any, limit: int = 300) -> str:
 class Actions:
     """Fault actions against one running stack."""
 
-    def __init__(self, backend: Any, client: ToxiproxyClient, load: LoadRunner | None) -> None:
+    def __init__(self, backend: Any, client: ToxiproxyClient, load: LoadRunner | None,
+                 loop: BackgroundLoop | None = None) -> None:
         self.backend = backend
         self.client = client
         self.load = load
+        self.loop = loop  # where client-side faults (a slow tail) run
 
     # -- lookups -----------------------------------------------------------------------
 
@@ -129,6 +138,7 @@ class Actions:
             RodAction: self._rod,
             DrainAction: self._drain,
             RouterAction: self._router,
+            TailAction: self._tail,
         }[type(action)]
         return handler(action)
 
@@ -329,3 +339,24 @@ class Actions:
             return f"{a.action} {a.router}: {_short(call('POST', f'{url}/admin/{a.action}', {}))}"
 
         return Plan(do, None)
+
+    def _tail(self, a: TailAction) -> Plan:
+        if self.loop is None or self.loop.closed:
+            raise InvalidInput("a tail fault needs the engine's background loop")
+        loop = self.loop
+        session = SlowTail(self._url("logplex"), a.app, a.rate)
+
+        def do() -> str:
+            try:
+                loop.run(session.open(), timeout=2 * CONNECT_TIMEOUT + 1)
+            except TailRefused as exc:
+                raise InvalidInput(f"logplex refused the tail session: {exc}") from None
+            except (OSError, TimeoutError) as exc:
+                raise InvalidInput(f"cannot open a tail session on logplex: "
+                                   f"{exc or type(exc).__name__}") from None
+            return f"tail session open on {a.app}'s logs, its client reading {a.rate} KB/s"
+
+        def undo() -> str:
+            return loop.run(session.close(), timeout=10)
+
+        return Plan(do, undo)

@@ -19,6 +19,7 @@ from simctl.scenario.model import (
     SyncPoison,
     SyncScale,
     SyncState,
+    TailAction,
     ToxicAction,
     format_rate,
 )
@@ -59,6 +60,8 @@ def describe(fault: FaultBase) -> str:
         return f"{'enable' if a.enabled else 'disable'} drain {a.name}"
     if isinstance(a, RouterAction):
         return f"{a.action} {a.router}"
+    if isinstance(a, TailAction):
+        return f"tail {a.app}'s logs, reading {a.rate} KB/s"
     return fault.kind  # pragma: no cover
 
 
@@ -86,4 +89,6 @@ def undo(fault: FaultBase) -> str:
         return "flush every router (fresh snapshot)"
     if isinstance(a, LoadAction):
         return "back to the scenario's load"
+    if isinstance(a, TailAction):
+        return "close the tail session"
     return "nothing"

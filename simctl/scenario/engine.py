@@ -344,6 +344,7 @@ class _Run:
         self.load = LoadRunner(self.loop, spec)
         assert self.actions is not None
         self.actions.load = self.load
+        self.actions.loop = self.loop
         every = list(self.scenario.steady_state) + list(self.scenario.recovery_expect)
         every += [p for s in self.scenario.symptoms for p in s.expect]
         every += list(self.scenario.abort.when)

@@ -267,6 +267,14 @@ class RouterAction(Model):
     action: Literal["flush", "resync"]
 
 
+class TailAction(Model):
+    """Open a tail session whose client reads slowly. Undone by closing it."""
+
+    app: Name = Field("web", description="the app's log channel")
+    rate: int = Field(description="KB/s the client reads (1 KB = 1,024 bytes)", ge=1,
+                      le=100_000)
+
+
 # --- faults -------------------------------------------------------------------------------
 
 
@@ -325,9 +333,14 @@ class RouterFault(FaultBase):
     router: RouterAction
 
 
+class TailFault(FaultBase):
+    kind: ClassVar[str] = "tail"
+    tail: TailAction
+
+
 FAULT_TYPES: tuple[type[FaultBase], ...] = (
     ToxicFault, ProxyFault, ProcessFault, DynoFault, SyncFault, LoadFault, RodFault,
-    DrainFault, RouterFault,
+    DrainFault, RouterFault, TailFault,
 )
 ACTION_KEYS: tuple[str, ...] = tuple(t.kind for t in FAULT_TYPES)
 
@@ -351,7 +364,8 @@ Fault = Annotated[
     | Annotated[LoadFault, Tag("load")]
     | Annotated[RodFault, Tag("rod")]
     | Annotated[DrainFault, Tag("drain")]
-    | Annotated[RouterFault, Tag("router")],
+    | Annotated[RouterFault, Tag("router")]
+    | Annotated[TailFault, Tag("tail")],
     Discriminator(action_key, custom_error_type="fault_action",
                   custom_error_message="a fault needs 'at' and exactly one action"),
 ]

@@ -289,6 +289,11 @@ def _router(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
     _name(ctx, (*path, "router"), action.get("router"), ctx.stack.routers, "router")
 
 
+def _tail(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
+          dynos: dict[str, set[str]]) -> None:
+    _name(ctx, (*path, "app"), action.get("app", "web"), dynos, "app")
+
+
 def _nothing(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
              dynos: dict[str, set[str]]) -> None:
     return
@@ -297,6 +302,7 @@ def _nothing(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
 _ACTION_CHECKS = {
     "toxic": _toxic, "proxy": _proxy, "process": _process, "dyno": _dyno, "sync": _sync,
     "load": _nothing, "rod": _nothing, "drain": _drain, "router": _router,
+    "tail": _tail,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from simctl.backends import procs
-from simctl.backends.http import call
+from simctl.backends.http import call, text
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
 from simctl.faults.client import ToxiproxyClient
@@ -66,6 +67,11 @@ simctl drain enable audit
 
 ```sh {#fails}
 simctl heal no-such-proxy
+```
+
+```sh {#shed-tails}
+simctl rod deny_tail_sessions on
+simctl rod deny_tail_sessions off
 ```
 
 ## Verify
@@ -291,6 +297,85 @@ def test_a_failing_runbook_step_fails_the_run(stack: LocalBackend, write: Any) -
     assert result.reason.startswith("runbook step fails failed: 'simctl heal no-such-proxy' exited")
     assert dict(phase_statuses(result))["recovery"] == "skipped"
     assert find_residue(stack) == []
+
+
+def tail_sessions(stack: LocalBackend, settle: float = 5.0) -> float:
+    """Open tail sessions on logplex, once logplex has noticed closed clients."""
+    deadline = time.monotonic() + settle
+    while True:
+        body = text(f"{stack.url_of('logplex')}/metrics")
+        line = next(li for li in body.splitlines() if li.startswith("logplex_tail_sessions "))
+        value = float(line.split()[1])
+        if value == 0 or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+SLOW_TAIL = """
+    id: ID
+    title: a tail client reads 32 KB/s while the app logs 2,000 lines a second
+    runbook: runbooks/it-engine.md
+    difficulty: 1
+    load: {http: 5/s, logs: 2000/s}
+    steady_state: [metric logplex_tail_dropped_total == 0 on logplex]
+    faults:
+      - {at: 500ms, tail: {rate: 32}}
+    symptoms:
+      - within: 20s
+        expect:
+          - metric logplex_tail_dropped_total > 0 on logplex
+          - metric logplex_tail_sessions >= 1 on logplex
+    MITIGATION
+    recovery: {within: WITHIN, expect: [metric logplex_tail_dropped_total == 0 on logplex]}
+"""
+
+
+def test_a_slow_tail_drops_until_the_rod_sheds_it(stack: LocalBackend, write: Any) -> None:
+    scenario = write(SLOW_TAIL.replace("ID", "it-slow-tail").replace("WITHIN", "25s").replace(
+        "MITIGATION", "mitigation: {runbook_steps: [shed-tails]}"))
+    result = run_scenario(scenario, stack)
+    assert result.passed, result.reason
+    fault = next(e for e in result.events if e.kind == "fault")
+    assert fault.output == "tail session open on web's logs, its client reading 32 KB/s"
+    undo = next(e for e in result.events if e.kind == "undo")
+    assert undo.detail["reason"] == "rollback"
+    assert " L11 report(s)" in undo.output
+    assert tail_sessions(stack) == 0
+    assert find_residue(stack) == []
+
+
+def test_a_slow_tail_left_alone_keeps_dropping_and_rollback_closes_it(
+        stack: LocalBackend, write: Any) -> None:
+    scenario = write(SLOW_TAIL.replace("ID", "it-slow-tail-alone").replace("WITHIN", "4s")
+                     .replace("MITIGATION", ""))
+    result = run_scenario(scenario, stack)
+    assert result.status == "failed"
+    assert "not recovered within 4s" in result.reason
+    assert "logplex_tail_dropped_total == 0 on logplex: value" in result.reason
+    undo = next(e for e in result.events if e.kind == "undo")
+    assert undo.output.startswith("closed the tail session: read ")
+    assert tail_sessions(stack) == 0
+
+
+def test_a_tail_fault_refused_by_logplex_is_an_error_not_a_hang(stack: LocalBackend,
+                                                                write: Any) -> None:
+    call("POST", f"{stack.url_of('logplex')}/admin/rods/deny_tail_sessions", {"enabled": True})
+    scenario = write("""
+        id: it-tail-refused
+        title: tails are denied, so the slow tail cannot open
+        runbook: runbooks/it-engine.md
+        difficulty: 1
+        load: {http: 5/s}
+        faults:
+          - {at: 200ms, tail: {rate: 8}}
+        symptoms:
+          - {within: 5s, expect: [metric logplex_tail_sessions >= 1 on logplex]}
+    """)
+    result = run_scenario(scenario, stack)
+    assert result.status == "error"
+    assert "logplex refused the tail session: HTTP/1.1 503" in result.reason
+    assert "Error L20 (Tail sessions forbidden)" in result.reason
+    assert not any(e.kind == "undo" for e in result.events)
 
 
 def test_reset_brings_the_stack_back_to_its_baseline(stack: LocalBackend) -> None:

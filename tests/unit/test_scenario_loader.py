@@ -119,7 +119,7 @@ EXPECTED = {
     "unknown-action": [
         "{f}:7:5: faults[0].toxc: unknown action 'toxc'; did you mean 'toxic'?",
         "{f}:8:5: faults[1]: missing the action: give one of toxic, proxy, process, dyno, "
-        "sync, load, rod, drain, router",
+        "sync, load, rod, drain, router, tail",
     ],
     "unknown-dyno": [
         "{f}:7:18: faults[0].dyno.dyno: unknown dyno 'web.4'; did you mean 'web.3'? "
