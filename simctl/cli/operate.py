@@ -206,6 +206,21 @@ def router_resync(backend: LocalBackend, name: str | None, all_: bool) -> None:
         console.print(f"{url}: {call('POST', f'{url}/admin/resync', {})}")
 
 
+@router.command("keepalive")
+@click.argument("setting", type=click.Choice(["on", "off", "show"]))
+@click.argument("name", metavar="ROUTER", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every router.")
+@project_option
+def router_keepalive(backend: LocalBackend, setting: str, name: str | None, all_: bool) -> None:
+    """Reuse connections to dynos (on) or open one per request (off, Vegur's default)."""
+    for url in _routers(backend, name, all_):
+        if setting == "show":
+            answer = call("GET", f"{url}/admin/keepalive")
+        else:
+            answer = call("POST", f"{url}/admin/keepalive", {"enabled": setting == "on"})
+        console.print(f"{url}: {answer}")
+
+
 @router.command("routes")
 @click.argument("name", metavar="ROUTER")
 @project_option

@@ -94,7 +94,7 @@ async def test_hop_by_hop_headers_are_stripped_both_ways(stack: RouterStack,
     headers = seen(dyno)
     for name in ("keep-alive", "x-secret", "te", "upgrade", "proxy-authorization"):
         assert name not in headers
-    assert headers["connection"] == ["close"]  # a new dyno connection per request
+    assert headers["connection"] == ["close"]  # Vegur's default: a new connection per request
     assert headers["x-kept"] == ["yes"]
     # the dyno answered with Connection: keep-alive and Keep-Alive: timeout=5
     assert reply.header("keep-alive") is None
@@ -109,6 +109,49 @@ async def test_client_keep_alive_and_pipelining(stack: RouterStack, dyno: FakeDy
     assert data.count(b"HTTP/1.1 200 ") == 4
     assert [r["target"] for r in dyno.requests] == ["/1", "/2", "/3", "/4"]
     assert dyno.connections == 4  # one client connection, a new dyno connection each time
+
+
+async def test_dyno_connections_are_kept_alive_when_switched_on(stack: RouterStack,
+                                                               dyno: FakeDyno) -> None:
+    assert stack.router is not None
+    admin = f"{stack.router.admin_url}/admin/keepalive"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(admin, json={"enabled": "yes"}) as resp:
+            assert resp.status == 400
+        async with http.post(admin, json={"enabled": True}) as resp:
+            assert await resp.json() == {"enabled": True, "parked": 0, "closed": 0}
+    for path in ("/first", "/second"):
+        reply = await stack.get(path)  # a new client connection each time
+        assert reply is not None
+        assert reply.status == 200
+    assert dyno.connections == 1
+    assert "connect=0ms " in await stack.line('path="/second"')
+    # a reused connection the dyno closes without answering is still H13
+    reply = await stack.get("/close")
+    assert reply is not None
+    assert reply.header("x-router-code") == "H13"
+    # a parked connection the dyno closes is not reused
+    reply = await stack.get("/third")
+    assert reply is not None
+    assert reply.status == 200
+    assert dyno.connections == 2
+    for writer in list(dyno._writers):
+        writer.transport.abort()
+    await asyncio.sleep(0.1)
+    reply = await stack.get("/fourth")
+    assert reply is not None
+    assert reply.status == 200
+    assert dyno.connections == 3
+    assert "connection" not in seen(dyno)  # kept alive: no Connection: close
+    # switched off again: the parked connection is closed, each request gets a new one
+    async with aiohttp.ClientSession() as http, \
+            http.post(admin, json={"enabled": False}) as resp:
+        assert await resp.json() == {"enabled": False, "parked": 0, "closed": 1}
+    for path in ("/fifth", "/sixth"):
+        reply = await stack.get(path)
+        assert reply is not None
+        assert reply.status == 200
+    assert dyno.connections == 5
 
 
 async def test_request_bodies(stack: RouterStack, dyno: FakeDyno) -> None:

@@ -10,7 +10,7 @@ import uuid
 import click
 import pytest
 
-from simctl.platform.router import codes, http, logline, records
+from simctl.platform.router import codes, fasthead, http, logline, records
 from simctl.platform.router import response as rp
 from simctl.platform.router.dispatch import AppSlots, Waiter, Waker
 from simctl.platform.router.follower import SyncFollower, _Reload
@@ -107,10 +107,12 @@ def test_upstream_headers() -> None:
          (b"keep-alive", b"5"), (b"content-length", b"3"), (b"transfer-encoding", b"chunked"),
          (b"via", b"1.0 a"), (b"x-request-id", b"old"), (b"expect", b"100-continue"),
          (b"accept", b"*/*")],
-        True, ((b"x-request-id", b"new"),))
+        True, ((b"x-request-id", b"new"),), keep_alive=True)
     assert out == [(b"host", b"h"), (b"accept", b"*/*"), (b"transfer-encoding", b"chunked"),
-                   (b"x-request-id", b"new"), (b"via", b"1.0 a, 1.1 vegur"),
-                   (b"connection", b"close")]
+                   (b"x-request-id", b"new"), (b"via", b"1.0 a, 1.1 vegur")]
+    # Vegur's default: a new dyno connection per request, closed after it
+    closing = http.upstream_headers([(b"host", b"h")], False, ())
+    assert closing == [(b"host", b"h"), (b"via", b"1.1 vegur"), (b"connection", b"close")]
 
 
 def test_downstream_headers() -> None:
@@ -405,3 +407,64 @@ def test_parser_rejects(raw: bytes, code: str) -> None:
 def test_parser_truncated(raw: bytes) -> None:
     with pytest.raises(rp.Truncated):
         _parse(raw)
+
+
+@pytest.mark.parametrize(("raw", "reusable"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", True),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", True),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", True),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", False),
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", False),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", False),  # bytes nobody asked for
+])
+def test_parser_says_when_the_connection_is_reusable(raw: bytes, reusable: bool) -> None:
+    parser = rp.ResponseParser()
+    parser.feed(raw)
+    while parser.next_event() is not rp.END:
+        pass
+    assert parser.reusable is reusable
+
+
+def test_parser_is_not_reusable_before_the_end() -> None:
+    parser = rp.ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc")
+    assert isinstance(parser.next_event(), rp.Head)
+    assert not parser.reusable
+
+
+# the fast path for request heads ---------------------------------------------------------------
+
+
+def test_fasthead_takes_a_plain_head_and_leaves_the_rest() -> None:
+    buf = bytearray(b"GET /a?b=1 HTTP/1.1\r\nHost: web.simctl.test\r\nX-A:  v \r\n\r\nGET /next")
+    head = fasthead.parse(buf, http.MAX_HEAD, eof=False)
+    assert isinstance(head, fasthead.RequestHead)
+    assert (head.method, head.target, head.http_version) == (b"GET", b"/a?b=1", b"1.1")
+    assert head.headers == [(b"host", b"web.simctl.test"), (b"x-a", b"v")]
+    assert buf == b"GET /next"
+    assert fasthead.parse(buf, http.MAX_HEAD, eof=False) is None  # not complete yet
+
+
+@pytest.mark.parametrize("raw", [
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok",  # a body
+    b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",  # no Host
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9\r\n\r\n",  # obs-text: h11 decides
+    b"GET / HTTP/1.1\nHost: h\n\n",  # bare LF
+    b"PURGEX / HTTP/1.1\r\nHost: h\r\n\r\n",  # a method llhttp does not know
+    b"BLAH\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"x" * http.MAX_HEAD + b"\r\n\r\n",
+])
+def test_fasthead_leaves_anything_unusual_to_h11(raw: bytes) -> None:
+    buf = bytearray(raw)
+    assert fasthead.parse(buf, http.MAX_HEAD, eof=False) is fasthead.SLOW
+    assert buf == raw
+
+
+def test_fasthead_leaves_a_closed_connection_to_h11() -> None:
+    assert fasthead.parse(bytearray(b"GET / HT"), http.MAX_HEAD, eof=True) is fasthead.SLOW
+    assert fasthead.parse(bytearray(), http.MAX_HEAD, eof=True) is fasthead.SLOW

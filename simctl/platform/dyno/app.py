@@ -95,7 +95,8 @@ class DynoService(Service):
         self._text = f"Hello from {dyno} of {app_name}\n".encode()
         self.metrics = DynoMetrics(
             self.registry, memory_held=lambda: self.memory.held,
-            shipper_stats=lambda: self.shipper.stats if self.shipper else None)
+            shipper_stats=lambda: self.shipper.stats if self.shipper else None,
+            in_flight=lambda: self.in_flight)
 
     # lifecycle ---------------------------------------------------------------------
 
@@ -289,7 +290,6 @@ class DynoService(Service):
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             if not self._up.is_set() and not await self._wait_up():
                 return drop(request)
@@ -300,7 +300,6 @@ class DynoService(Service):
             return await self._answer(request, started)
         finally:
             self.in_flight -= 1
-            self.metrics.in_flight.dec()
 
     async def _wait_up(self) -> bool:
         """Hold a request until the app is up; False if the service stopped first."""

@@ -35,10 +35,12 @@ class _ShipperCollector(Collector):
 class DynoMetrics:
     def __init__(self, registry: CollectorRegistry, *,
                  shipper_stats: Callable[[], ShipperStats | None],
-                 memory_held: Callable[[], float]) -> None:
+                 memory_held: Callable[[], float], in_flight: Callable[[], float]) -> None:
         self._requests = Counter("dyno_requests", "Requests by outcome: an HTTP status, or "
                                  "closed, hung, partial", ["status"], registry=registry)
-        self.in_flight = Gauge("dyno_in_flight", "Requests being handled", registry=registry)
+        # read at scrape time: two locked gauge updates per request cost more than a request
+        Gauge("dyno_in_flight", "Requests being handled",
+              registry=registry).set_function(in_flight)
         self._behaviour = Gauge("dyno_behaviour", "1 for the active behaviour", ["behaviour"],
                                 registry=registry)
         for name in NAMES:

@@ -40,9 +40,12 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="A static route table (JSON, the shape of GET /routes), loaded at start.")
 @click.option("--instance", default="router", show_default=True,
               help="HOSTNAME of the router's log frames (router.1, router.2, ...).")
+@click.option("--backend-keepalive", type=click.Choice(["on", "off"]), default="off",
+              show_default=True, envvar="SIMCTL_BACKEND_KEEPALIVE",
+              help="Reuse connections to dynos (Vegur's opt-in; off: one per request).")
 def command(host: str, port: int, tls_port: int, admin_port: int, timing: str, log_level: str,
             sync_url: str | None, logplex_url: str | None, routes_file: str | None,
-            instance: str) -> None:
+            instance: str, backend_keepalive: str) -> None:
     routes = None
     if routes_file:
         try:
@@ -52,5 +55,5 @@ def command(host: str, port: int, tls_port: int, admin_port: int, timing: str, l
             raise click.BadParameter(f"{routes_file}: {exc}", param_hint="--routes-file") from None
     service = RouterService(profile(timing), sync_url=sync_url, logplex_url=logplex_url,
                             tls_port=tls_port, admin_port=admin_port, routes=routes,
-                            instance=instance)
+                            instance=instance, backend_keepalive=backend_keepalive == "on")
     run_service(service, host, port, log_level)

@@ -13,6 +13,8 @@ from simctl.platform.router import http, logline
 from simctl.platform.router.codes import CODES, error_page
 from simctl.platform.router.dispatch import Dispatch, Waker
 from simctl.platform.router.exchange import Exchange
+from simctl.platform.router.fasthead import RequestHead
+from simctl.platform.router.pool import DynoPool
 from simctl.platform.router.quarantine import Quarantine
 from simctl.platform.router.table import RouteTable
 from simctl.platform.timing import Timing
@@ -26,7 +28,7 @@ log = logging.getLogger("simctl.router")
 
 
 class RouterCore:
-    def __init__(self, timing: Timing, logs: RouterLogs) -> None:
+    def __init__(self, timing: Timing, logs: RouterLogs, backend_keepalive: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         self.timing = timing
         self.logs = logs
@@ -34,10 +36,11 @@ class RouterCore:
         self.table = RouteTable(on_change=self._table_changed)
         self.quarantine = Quarantine(timing.quarantine)
         self.dispatch = Dispatch(timing.dyno_concurrency, timing.backlog_per_dyno)
+        self.pool = DynoPool(self.loop, enabled=backend_keepalive)
         self.connections: set[ClientConnection] = set()
         self.table_waiters: set[Waker] = set()
 
-    def handle(self, conn: ClientConnection, request: h11.Request) -> Any:
+    def handle(self, conn: ClientConnection, request: h11.Request | RequestHead) -> Any:
         return Exchange(self, conn, request).run()
 
     def record(self, app: str | None, line: str, code: str, status: int, seconds: float) -> None:

@@ -25,6 +25,7 @@ import h11
 from simctl.platform.router import http, logline, proxying
 from simctl.platform.router.codes import CODES, error_page, no_such_app_page
 from simctl.platform.router.dispatch import AppSlots, Waiter
+from simctl.platform.router.fasthead import RequestHead
 from simctl.platform.router.response import END, NEED_DATA, Head, ResponseError, Truncated
 from simctl.platform.router.table import host_of
 
@@ -55,7 +56,8 @@ class Exchange:
         "backend", "slots", "slot_key", "head_sent", "code", "cause", "chunked",
     )
 
-    def __init__(self, core: RouterCore, conn: ClientConnection, req: h11.Request) -> None:
+    def __init__(self, core: RouterCore, conn: ClientConnection,
+                 req: h11.Request | RequestHead) -> None:
         self.core = core
         self.conn = conn
         self.req = req
@@ -95,7 +97,10 @@ class Exchange:
             raise
         finally:
             if self.backend is not None:
-                self.backend.abort() if self.code else self.backend.close()
+                if self.code:
+                    self.backend.abort()
+                else:
+                    self.core.pool.put(self.slot_key, self.backend)
             if self.slots is not None:
                 self.slots.release(self.slot_key)
             self._log()
@@ -226,6 +231,11 @@ class Exchange:
                 key = chosen.key
                 tried.add(key)
                 attempts += 1
+                backend = core.pool.take(key)
+                if backend is not None:  # kept alive: no connect, connect=0ms
+                    backend.begin(conn.waker, self.req.method == b"HEAD")
+                    self._connected(chosen, backend, slots, 0.0)
+                    return
                 quarantine.begin(key)
                 started = loop.time()
                 try:
@@ -234,6 +244,7 @@ class Exchange:
                 except proxying.ConnectFailed as exc:
                     self.dyno, self.connect_time = chosen, loop.time() - started
                     quarantine.failed(key, loop.time())
+                    core.pool.drop(key)
                     slots.release(key)
                     last = exc.code
                     if attempts >= timing.max_retries:
@@ -244,16 +255,20 @@ class Exchange:
                     slots.release(key)
                     raise
                 quarantine.succeeded(key)
-                self.connected_at = loop.time()
-                self.dyno, self.connect_time = chosen, self.connected_at - started
-                self.backend, self.slots, self.slot_key = backend, slots, key
-                self.nbytes = 0
-                if conn.gone:
-                    raise Failure("H27")
+                self._connected(chosen, backend, slots, loop.time() - started)
                 return
         finally:
             if waiter is not None:
                 slots.leave(waiter)
+
+    def _connected(self, dyno: Dyno, backend: proxying.BackendConnection, slots: AppSlots,
+                   connect_time: float) -> None:
+        self.connected_at = self.loop.time()
+        self.dyno, self.connect_time = dyno, connect_time
+        self.backend, self.slots, self.slot_key = backend, slots, dyno.key
+        self.nbytes = 0
+        if self.conn.gone:
+            raise Failure("H27")
 
     async def _wait(self, deadline: float, table: bool = False) -> None:
         """Sleep until ``deadline`` or a wake-up; a client that left ends the request."""
@@ -276,7 +291,7 @@ class Exchange:
         backend, conn, req = self.backend, self.conn, self.req
         assert backend is not None
         idle = self.core.timing.idle_timeout
-        # the head was validated by h11 on the way in, and our own headers are well formed
+        # the head was validated on the way in, and our own headers are well formed
         head = [req.method, b" ", req.target, b" HTTP/1.1\r\n"]
         extra = (
             (b"x-request-id", self.request_id.encode()),
@@ -285,11 +300,12 @@ class Exchange:
             (b"x-forwarded-port", str(conn.port).encode()),
             (b"x-request-start", str(self.start_ms).encode()),
         )
-        for name, value in http.upstream_headers(conn.headers, self.chunked, extra):
+        for name, value in http.upstream_headers(conn.headers, self.chunked, extra,
+                                                  self.core.pool.enabled):
             head += (name, b": ", value, b"\r\n")
         head.append(b"\r\n")
         backend.write(b"".join(head))
-        if conn.h11.they_are_waiting_for_100_continue:
+        if conn.expects_continue:
             conn.interim_continue()
         chunked = self.chunked
         last = self.loop.time()
@@ -418,9 +434,9 @@ class Exchange:
     def _discard_body(self) -> bool:
         """Consume what is left of the request if it is already here; True if complete."""
         conn = self.conn
-        if conn.h11.their_state is h11.DONE:
+        if conn.their_state is h11.DONE:
             return True
-        if conn.h11.their_state is not h11.SEND_BODY:
+        if conn.their_state is not h11.SEND_BODY:
             return False
         try:
             while True:

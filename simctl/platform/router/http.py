@@ -2,7 +2,8 @@
 
 The protocol buffers what arrives and wakes the connection's coroutine; the coroutine
 reads request heads (keep-alive honoured, pipelining allowed) and hands each request to
-the router. Requests it cannot parse get a 400 (H26) and the connection is closed.
+the router. Plain heads are parsed by httptools (fasthead.py), the rest by h11. Requests
+that cannot be parsed get a 400 (H26) and the connection is closed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from simctl.platform.router import fasthead
 from simctl.platform.router.dispatch import Waker
+from simctl.platform.router.fasthead import RequestHead
 
 if TYPE_CHECKING:
     from simctl.platform.router.core import RouterCore
@@ -42,6 +45,7 @@ _SKIP_UP = frozenset({
 }) | HOP_BY_HOP
 _SKIP_DOWN = frozenset({b"via", b"content-length"}) | HOP_BY_HOP
 VEGUR = b"1.1 vegur"
+_END = h11.EndOfMessage()
 
 
 def request_id(value: bytes | None) -> str:
@@ -55,11 +59,13 @@ def request_id(value: bytes | None) -> str:
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
-def header_list(request: h11.Request) -> list[tuple[bytes, bytes]]:
+def header_list(request: h11.Request | RequestHead) -> list[tuple[bytes, bytes]]:
     """The request's headers as a list of (lower-case name, value), built once.
 
     (Iterating h11's Headers goes through the generic Sequence protocol, item by item.)
     """
+    if isinstance(request, RequestHead):
+        return request.headers
     items = getattr(request.headers, "_full_items", None)
     if items is None:  # pragma: no cover - another h11 version
         return list(request.headers)
@@ -76,10 +82,12 @@ def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
 
 
 def upstream_headers(headers: list[tuple[bytes, bytes]], chunked: bool,
-                     extra: tuple[tuple[bytes, bytes], ...]) -> list[tuple[bytes, bytes]]:
+                     extra: tuple[tuple[bytes, bytes], ...],
+                     keep_alive: bool = False) -> list[tuple[bytes, bytes]]:
     """The request's headers for the dyno: hop-by-hop ones out, framing redone, ``extra``
-    (X-Request-Id, X-Forwarded-*, X-Request-Start) in place of the client's, Via appended,
-    and ``Connection: close`` (a new dyno connection per request)."""
+    (X-Request-Id, X-Forwarded-*, X-Request-Start) in place of the client's, Via
+    appended, and ``Connection: close`` unless the dyno connection is kept alive
+    (pool.py; Vegur's default is a new connection per request)."""
     tokens = connection_tokens(headers)
     out: list[tuple[bytes, bytes]] = []
     via: list[bytes] = []
@@ -98,7 +106,9 @@ def upstream_headers(headers: list[tuple[bytes, bytes]], chunked: bool,
         out.append((b"content-length", length))
     via.append(VEGUR)
     out += extra
-    out += ((b"via", b", ".join(via)), (b"connection", b"close"))
+    out.append((b"via", b", ".join(via)))
+    if not keep_alive:
+        out.append((b"connection", b"close"))
     return out
 
 
@@ -128,7 +138,7 @@ def downstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, 
     return out
 
 
-def head_problem(request: h11.Request, headers: list[tuple[bytes, bytes]]
+def head_problem(request: h11.Request | RequestHead, headers: list[tuple[bytes, bytes]]
                  ) -> tuple[str, int] | None:
     """(cause, status) when the head breaks a size limit, else None."""
     if len(request.method) + len(request.target) + 10 > MAX_REQUEST_LINE:
@@ -157,6 +167,8 @@ class ClientConnection(asyncio.Protocol):
         self.loop = core.loop
         self.waker = Waker(core.loop)
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.h11_used = False  # h11 has been fed this cycle (else the head came by fasthead)
+        self.fast_done = False  # the fast-path request's end was handed out
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.rx_at = 0.0
@@ -222,8 +234,24 @@ class ClientConnection(asyncio.Protocol):
         """The client closed (or half-closed) its side."""
         return self.eof
 
+    @property
+    def their_state(self) -> object:
+        """h11's view of the client's side of the current request."""
+        if not self.h11_used:
+            return h11.DONE if self.fast_done else h11.SEND_BODY
+        return self.h11.their_state
+
+    @property
+    def expects_continue(self) -> bool:
+        return self.h11_used and self.h11.they_are_waiting_for_100_continue
+
     def next_event(self) -> object:
         """The next h11 event, or h11.NEED_DATA; raises h11.RemoteProtocolError."""
+        if not self.h11_used:  # a fast-path request: no body, its end comes next
+            if self.fast_done:
+                return h11.NEED_DATA
+            self.fast_done = True
+            return _END
         conn = self.h11
         while True:
             event = conn.next_event()
@@ -233,9 +261,7 @@ class ClientConnection(asyncio.Protocol):
                 data = bytes(self._inbuf)
                 self._inbuf.clear()
                 conn.receive_data(data)
-                if self._reading_paused and not self.closed:
-                    self._reading_paused = False
-                    self.transport.resume_reading()  # type: ignore[union-attr]
+                self._resume_reading()
                 continue
             if self.eof and not self._eof_fed:
                 self._eof_fed = True
@@ -243,7 +269,12 @@ class ClientConnection(asyncio.Protocol):
                 continue
             return event
 
-    def start_request(self, request: h11.Request) -> None:
+    def _resume_reading(self) -> None:
+        if self._reading_paused and not self.closed and len(self._inbuf) <= READ_LIMIT:
+            self._reading_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def start_request(self, request: h11.Request | RequestHead) -> None:
         """Note what the response to ``request`` must look like (framing, keep-alive)."""
         self.head_request = request.method == b"HEAD"
         self.http11 = request.http_version == b"1.1"
@@ -305,18 +336,19 @@ class ClientConnection(asyncio.Protocol):
     def next_cycle(self) -> bool:
         """After a complete exchange on a kept-alive connection: ready for the next request.
 
-        The response went out without h11's help, so a fresh h11 connection takes over
-        whatever the client already sent (pipelined requests, or its EOF).
+        The response went out without h11's help, so whatever the client already sent
+        (pipelined requests, or its EOF) goes back to the input, for a fresh h11
+        connection or the fast path.
         """
-        old = self.h11
-        if not self.keep_alive or old.their_state is not h11.DONE:
+        if not self.keep_alive or self.their_state is not h11.DONE:
             return False
-        data, closed = old.trailing_data
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-        if data:
-            self.h11.receive_data(data)
-        if closed:
-            self.h11.receive_data(b"")
+        if self.h11_used:
+            data, _ = self.h11.trailing_data
+            self._inbuf[:0] = data
+            self._eof_fed = False
+            self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+            self.h11_used = False
+        self.fast_done = False
         return True
 
     def flush(self) -> None:
@@ -369,7 +401,7 @@ class ClientConnection(asyncio.Protocol):
         finally:
             self.close()
 
-    async def _read_head(self) -> h11.Request | None:
+    async def _read_head(self) -> h11.Request | RequestHead | None:
         """The next request head; None when the client closed or stayed idle too long.
 
         An idle keep-alive connection is closed after ``timing.keepalive_timeout``; a
@@ -378,7 +410,17 @@ class ClientConnection(asyncio.Protocol):
         timing = self.core.timing
         start = self.loop.time()
         while True:
-            event = self.next_event()
+            if self.h11_used:
+                event = self.next_event()
+            else:
+                event = fasthead.parse(self._inbuf, MAX_HEAD, self.eof)
+                if event is fasthead.SLOW:
+                    self.h11_used = True
+                    continue
+                if event is not None:
+                    self._resume_reading()  # pipelined requests may have filled the buffer
+                    return event  # type: ignore[return-value]
+                event = h11.NEED_DATA
             if event is h11.NEED_DATA:
                 if self.eof:
                     return None

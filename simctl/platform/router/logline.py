@@ -12,7 +12,11 @@ Fields that do not apply are left empty (``dyno= connect= service=``); ``path``,
 
 from __future__ import annotations
 
+import re
+
 from simctl.platform.router.codes import Code
+
+_NEEDS_QUOTES = re.compile(r'[ "=\\]')
 
 
 def quote(text: str) -> str:
@@ -20,7 +24,7 @@ def quote(text: str) -> str:
 
 
 def bare(text: str) -> str:
-    if text and not any(c in text for c in ' "=\\'):
+    if text and not _NEEDS_QUOTES.search(text):
         return text
     return quote(text) if text else ""
 

@@ -1,8 +1,9 @@
-"""The dyno side of a request: a new connection per request.
+"""The dyno side of a request: a connection to the dyno, new or kept alive (pool.py).
 
 The protocol only buffers and signals (through the request's ``Waker``); the request's
 coroutine writes the request and pulls response events (response.py), and decides what
-a silence, a close or a malformed byte means.
+a silence, a close or a malformed byte means. Between requests a kept-alive connection
+is parked: bytes arriving then mean the dyno is confused, so the connection is closed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,23 @@ class BackendConnection(asyncio.Protocol):
         self.eof = False
         self.closed = False
         self.write_paused = False
+        self.parked = False
         self._reading_paused = False
+
+    def begin(self, waker: Waker, head_request: bool) -> None:
+        """Take a parked connection for a new request."""
+        self.waker = waker
+        self.parser = ResponseParser(head_request)
+        self.rx_bytes = 0
+        self.parked = False
+
+    def park(self, waker: Waker) -> bool:
+        """After a complete response: True if the connection can wait for another request."""
+        if self.closed or self.write_paused or self._reading_paused or not self.parser.reusable:
+            return False
+        self.waker = waker
+        self.parked = True
+        return True
 
     # asyncio callbacks ------------------------------------------------------------------
 
@@ -43,6 +60,9 @@ class BackendConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.parked:  # nobody asked: whatever this is, the connection is not reusable
+            self.abort()
+            return
         self.parser.feed(data)
         self.rx_bytes += len(data)
         self.rx_at = self.loop.time()

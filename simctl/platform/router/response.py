@@ -12,7 +12,8 @@ which does only what relaying needs and maps what it rejects to Heroku's codes:
 - the connection closing before the response is complete: ``Truncated``
 
 ``next_event()`` returns a ``Head``, body bytes, ``END`` or ``NEED_DATA``. Bodies come
-out de-chunked; the client side frames them again for its peer.
+out de-chunked; the client side frames them again for its peer. ``reusable`` tells
+whether the connection may carry another request once the response has ended.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ END = object()
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([1-9]\d\d) ([^\r\n]*)")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# one pass over all header lines (each ended by \n here): checked at once, then split
+_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([^\r\n\0]*)\r*\n")
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+:[^\r\n\0]*\r*\n)*")
 _CHUNK = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
 
@@ -56,6 +60,12 @@ class ResponseParser:
         self._mode = "head"  # head | length | chunk-size | chunk-data | chunk-end | trailers
         self._left = 0  #      | close | done
         self._scan = 0
+        self._persistent = False  # HTTP/1.1, no Connection: close, not framed by the close
+
+    @property
+    def reusable(self) -> bool:
+        """The response ended on its own framing, nothing follows it, keep-alive allowed."""
+        return self._mode == "done" and self._persistent and not self._buf and not self._eof
 
     def feed(self, data: bytes) -> None:
         self._buf = self._buf + data if self._buf else data
@@ -96,20 +106,14 @@ class ResponseParser:
         raw, self._buf, self._scan = buf[:match.start()], buf[match.end():], 0
         if len(raw) > MAX_HEAD:
             raise ResponseError("H25", "oversized header")
-        lines = raw.split(b"\n")
-        status_line = lines[0].rstrip(b"\r")
+        status_line, newline, block = raw.partition(b"\n")
+        status_line = status_line.rstrip(b"\r")
         if len(status_line) > MAX_STATUS_LINE:
             raise ResponseError("H25", "oversized status line")
         status = _STATUS.fullmatch(status_line)
         if status is None:
             raise ResponseError("H17", f"bad status line {status_line[:80]!r}")
-        headers = []
-        for line in lines[1:]:
-            line = line.rstrip(b"\r")
-            name, colon, value = line.partition(b":")
-            if not colon or not _TOKEN.fullmatch(name) or b"\r" in value or b"\0" in value:
-                raise ResponseError("H17", f"bad header line {line[:80]!r}")
-            headers.append((name.lower(), value.strip(b" \t")))
+        headers = _headers(block + b"\n") if newline else []
         code = int(status.group(2))
         if code < 200:
             if code == 101:
@@ -117,6 +121,8 @@ class ResponseParser:
             return self._head()  # 100 Continue and friends are not relayed
         self.head = Head(code, status.group(3), headers, b"1." + status.group(1))
         self._framing(code, headers)
+        self._persistent = (status.group(1) == b"1" and self._mode != "close"
+                            and not _says_close(headers))
         return self.head
 
     def _framing(self, code: int, headers: list[tuple[bytes, bytes]]) -> None:
@@ -200,3 +206,19 @@ class ResponseParser:
         if self._eof:
             raise Truncated("closed in a chunked body")
         return NEED_DATA
+
+
+def _headers(block: bytes) -> list[tuple[bytes, bytes]]:
+    """(lower-case name, value) of each ``name: value\\n`` line, or H17 naming the bad one."""
+    if _HEADER_BLOCK.fullmatch(block):
+        return [(name.lower(), value.strip(b" \t")) for name, value in _HEADER.findall(block)]
+    for line in block[:-1].split(b"\n"):
+        line = line.rstrip(b"\r")
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name) or b"\r" in value or b"\0" in value:
+            raise ResponseError("H17", f"bad header line {line[:80]!r}")
+    raise AssertionError("unreachable: a block that fails the pattern has a bad line")
+
+
+def _says_close(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name == b"connection" and b"close" in value.lower() for name, value in headers)

@@ -33,6 +33,7 @@ class RouterService(Service):
         admin_port: int = 0,
         routes: dict[str, Any] | None = None,
         instance: str = "router",
+        backend_keepalive: bool = False,
     ) -> None:
         super().__init__(timing)
         if logplex_url:
@@ -43,6 +44,7 @@ class RouterService(Service):
         self.admin_port = admin_port
         self.routes = routes
         self.instance = instance
+        self.backend_keepalive = backend_keepalive
         self.core: RouterCore | None = None
         self.follower: SyncFollower | None = None
         self.metrics: RouterMetrics | None = None
@@ -56,7 +58,7 @@ class RouterService(Service):
 
     async def listen(self, host: str = "127.0.0.1", port: int = 0) -> None:
         logs = RouterLogs(self.logplex_url, self.timing, host=self.instance)
-        core = self.core = RouterCore(self.timing, logs)
+        core = self.core = RouterCore(self.timing, logs, self.backend_keepalive)
         self.metrics = core.metrics = RouterMetrics(self.registry, core.state)
         try:
             await self._listen(host, port, core)
@@ -115,6 +117,7 @@ class RouterService(Service):
         if core is not None:
             tasks = [c.task for c in list(core.connections) if c.task is not None]
             await asyncio.gather(*(cancel_and_wait(t) for t in tasks))
+            core.pool.close()
             await core.logs.stop()
         for server in self._servers:
             await server.wait_closed()
@@ -169,6 +172,27 @@ class RouterService(Service):
         app.router.add_post("/admin/resync", self._resync)
         app.router.add_get("/admin/routes", self._routes)
         app.router.add_get("/admin/logs", self._logs)
+        app.router.add_get("/admin/keepalive", self._keepalive)
+        app.router.add_post("/admin/keepalive", self._keepalive)
+
+    async def _keepalive(self, request: web.Request) -> web.Response:
+        """Keep-alive to dynos (Vegur's opt-in): GET reads it, POST {"enabled": bool} sets it."""
+        pool = self.core.pool if self.core is not None else None
+        assert pool is not None
+        closed = 0
+        if request.method == "POST":
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            enabled = body.get("enabled") if isinstance(body, dict) else None
+            if not isinstance(enabled, bool):
+                return web.json_response({"error": 'body must be {"enabled": true|false}'},
+                                         status=400)
+            closed = pool.switch(enabled)
+            self.log.info(kv(at="admin_keepalive", enabled=enabled, closed=closed))
+        return web.json_response({"enabled": pool.enabled, "parked": len(pool),
+                                  "closed": closed})
 
     async def _resync(self, request: web.Request) -> web.Response:
         return await self._reload(flush=False)
