@@ -90,6 +90,7 @@ class Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.closing = True
+        self._unsplice()
         self._wake_writer()
         self.conn.side_lost(self)
 
@@ -112,13 +113,21 @@ class Side(asyncio.Protocol):
 
     def close(self) -> None:
         if not self.closing and self.transport is not None:
+            self._unsplice()  # first, so that what a pipe holds for this socket goes out
             self.closing = True
             self.transport.close()
 
     def abort(self) -> None:
         if self.transport is not None and not self.lost:
             self.closing = True
+            self._unsplice()
             self.transport.close()
+
+    def _unsplice(self) -> None:
+        """Drop the kernel relays using this socket: their dup()ed descriptors keep it open."""
+        for link in (self.out_link, self.in_link):
+            if link is not None and link.splice is not None:
+                link.unsplice()
 
     def pause_reading(self, reason: str) -> None:
         if not self._pause_reasons and self.transport is not None and not self.closing:
@@ -139,6 +148,15 @@ class Side(asyncio.Protocol):
     def _wake_writer(self) -> None:
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
+
+    def release(self) -> None:
+        """Drop references to the connection and its links once both sockets are gone, so
+        that refcounting frees them (a garbage-collector pass over thousands of closed
+        connections would stall every other connection for milliseconds)."""
+        self.out_link = self.in_link = None
+        self.transport = None
+        self._writable = None
+        self.conn = None  # type: ignore[assignment]
 
     def set_linger_rst(self) -> None:
         sock = self.transport.get_extra_info("socket") if self.transport else None
@@ -258,3 +276,8 @@ class ProxyConnection:
             if link is not None:
                 link.end()
         self.proxy.connection_finished(self)
+        self.client.release()
+        if self.upstream is not None:
+            self.upstream.release()
+        self.up = self.down = None
+        self.dial_task = None

@@ -10,6 +10,10 @@ Chain changes on a live connection follow Toxiproxy (toxiproxy-api.md section 3.
 interrupted stub forwards what it holds, a removed stub flushes its queue downstream
 (or closes the stream, for toxics that close on removal), the neighbour re-rolls its
 toxicity. When the last toxic goes, the writer flushes and the link turns direct again.
+
+A direct link that carries a bulk stream hands the copying to the kernel (splice.py);
+anything out of the ordinary (a toxic added, end of stream, an error, a socket closing)
+hands it back to the transports first.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from simctl.faults import splice
 from simctl.faults.channel import Channel
 from simctl.faults.toxics import EOF, Chunk, Stub
 from simctl.faults.toxics.base import pending_to_item
@@ -50,6 +55,8 @@ class Link:
         "ended",
         "rng_for",
         "on_error",
+        "splice",
+        "no_splice",
     )
 
     def __init__(
@@ -73,15 +80,23 @@ class Link:
         self.ended = False
         self.rng_for = rng_for
         self.on_error = on_error
+        self.splice: splice.Splice | None = None  # kernel relay of a direct bulk stream
+        self.no_splice = not splice.AVAILABLE
 
     # -- reader side (called from the source protocol) --------------------------------
 
     def feed(self, data: bytes) -> None:
-        self.bytes += len(data)
+        n = len(data)
+        self.bytes += n
         target = self.target
         if target is None:
-            self.sent += len(data)
+            if self.splice is not None:  # not expected: the source transport is paused
+                self.unsplice()
+                self.no_splice = True
+            self.sent += n
             self.dest.write(data)
+            if n >= splice.MIN_READ and not self.no_splice:
+                self._start_splice()
             return
         target.put_nowait(Chunk(data, time.monotonic()))
         if target.full():
@@ -89,10 +104,66 @@ class Link:
             target.on_space = lambda: self.src.resume_reading("chain")
 
     def feed_eof(self) -> None:
+        self.unsplice()
         if self.target is None:
             self.dest.close()
+            # Nothing can flow any more: toxics added from now on (say, while a burst of
+            # connections closes) need no chain here.
+            self.ended = True
         else:
             self.target.put_nowait(EOF)
+
+    # -- kernel relay (direct path only) ----------------------------------------------
+
+    def _start_splice(self) -> None:
+        src, dest = self.src, self.dest
+        if (
+            self.splice is not None
+            or self.ended
+            or src.closing
+            or dest.closing
+            or src.transport is None
+            or dest.transport is None
+            or dest.transport.get_write_buffer_size()  # keep order: splice only when empty
+        ):
+            return
+        src_sock = src.transport.get_extra_info("socket")
+        dest_sock = dest.transport.get_extra_info("socket")
+        if src_sock is None or dest_sock is None:
+            self.no_splice = True
+            return
+        try:
+            self.splice = splice.Splice(
+                asyncio.get_running_loop(),
+                src_sock.fileno(),
+                dest_sock.fileno(),
+                self._spliced,
+                self.unsplice,
+            )
+        except OSError:  # out of descriptors, or no splice support: stay on the transports
+            self.no_splice = True
+            return
+        src.pause_reading("splice")
+
+    def _spliced(self, read: int, written: int) -> None:
+        self.bytes += read
+        self.sent += written
+
+    def unsplice(self) -> None:
+        """Hand the link back to its transports (keeps the order of the data)."""
+        relay = self.splice
+        if relay is None:
+            return
+        self.splice = None
+        if not relay.moved:
+            # Handed back before it moved a byte (an error or an immediate EOF): do not
+            # switch this link again at its next large read.
+            self.no_splice = True
+        rest = relay.close()
+        if rest:
+            self.sent += len(rest)
+            self.dest.write(rest)
+        self.src.resume_reading("splice")
 
     # -- building and changing the chain ---------------------------------------------
 
@@ -102,6 +173,7 @@ class Link:
             self._append(spec)
 
     def _append(self, spec: ToxicSpec) -> Stub:
+        self.unsplice()
         stub = Stub(spec, Channel(spec.kind.buffer_size), None, self.rng_for(spec))  # type: ignore[arg-type]
         if self.target is None:
             self.writer_channel = Channel(WRITER_CAPACITY)
@@ -229,8 +301,13 @@ class Link:
     def end(self) -> None:
         """Stop every task of this link (the connection is gone)."""
         self.ended = True
+        self.unsplice()
+        # Forget the tasks once cancelled: a cancelled task keeps its traceback, whose
+        # frames point back here, and that cycle would wait for the garbage collector.
         for stub in self.stubs:
             if stub.task is not None:
                 stub.task.cancel()
+                stub.task = None
         if self.writer_task is not None:
             self.writer_task.cancel()
+            self.writer_task = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import json
 import logging
 import signal
@@ -36,6 +37,20 @@ def install_uvloop() -> bool:
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
+
+
+def tune_gc() -> None:
+    """Keep garbage collection pauses off the data path of a long-running server.
+
+    Everything allocated at startup (aiohttp, the API, the imports: over 100,000 objects)
+    lives as long as the process; frozen, the collector no longer walks it, and a full
+    collection takes well under a millisecond instead of tens. Connections free
+    themselves by refcounting (ProxyConnection._finish), so little garbage is cyclic and
+    the young generation can be collected less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5000, 20, 20)
 
 
 def load_config(path: str | Path) -> list[Any]:
@@ -124,6 +139,7 @@ class ToxiproxyServer:
     async def serve_forever(self, ready: Any = None) -> int:
         """Run until SIGINT or SIGTERM; returns the signal number that stopped it."""
         await self.start()
+        tune_gc()
         loop = asyncio.get_running_loop()
         stopped: asyncio.Future[int] = loop.create_future()
         for signum in (signal.SIGINT, signal.SIGTERM):

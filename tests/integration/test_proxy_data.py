@@ -15,6 +15,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.integration.toxiproxy_helpers import (
@@ -189,3 +190,82 @@ async def client_sends_and_closes(h: Harness) -> None:
     writer.close()
     assert await poll(lambda: sum(map(len, upstream.received)) >= len(payload), 10)
     assert digest(bytes(upstream.received[0])) == digest(payload)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_bulk_echo_survives_toxic_churn(loop: str) -> None:
+    # A direct bulk stream is relayed by the kernel (splice); toxics added and removed
+    # mid-stream move it onto the toxic chain and back, in both directions, without
+    # losing or reordering a byte.
+    run(loop, bulk_echo_with_churn)
+
+
+async def bulk_echo_with_churn(h: Harness) -> None:
+    port = await h.proxy()
+    process = psutil.Process()
+    base_fds = process.num_fds()
+    payload = os.urandom(24 * MB)
+    streams = [await h.clients.open(port) for _ in range(3)]
+    done = asyncio.Event()
+
+    async def send(writer: asyncio.StreamWriter) -> None:
+        for start in range(0, len(payload), 256 * 1024):
+            writer.write(payload[start : start + 256 * 1024])
+            await writer.drain()
+
+    async def churn() -> None:
+        toxics: tuple[dict[str, Any], ...] = (
+            {"type": "noop", "name": "n_down"},
+            {"type": "latency", "name": "l_up", "stream": "upstream", "attributes": {"latency": 2}},
+            {"type": "bandwidth", "name": "b_down", "attributes": {"rate": 50_000}},
+        )
+        while not done.is_set():
+            for spec in toxics:
+                await h.api.add_toxic("p", **spec)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.03)
+            for spec in toxics:
+                await h.api.remove_toxic("p", spec["name"])
+                await asyncio.sleep(0.02)
+
+    async def transfer() -> list[bytes]:
+        try:
+            results = await asyncio.gather(
+                *(reader.readexactly(len(payload)) for reader, _ in streams),
+                *(send(writer) for _, writer in streams),
+            )
+        finally:
+            done.set()
+        return results[: len(streams)]
+
+    got, _ = await asyncio.gather(transfer(), churn())
+    for data in got:
+        assert digest(data) == digest(payload)
+    # The kernel relays' pipes and dup()ed sockets are all given back.
+    for _, writer in streams:
+        writer.close()
+    proxy = h.server.collection.proxies["p"]
+    assert await poll(lambda: not proxy.connections and not h.echo.active, 10)
+    assert await poll(lambda: process.num_fds() <= base_fds, 5), (process.num_fds(), base_fds)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_bulk_to_a_slow_reader_then_close(loop: str) -> None:
+    # The kernel relay waits on a full destination (and a full pipe), then the upstream's
+    # close arrives behind the data: everything is delivered, then EOF.
+    run(loop, bulk_to_slow_reader)
+
+
+async def bulk_to_slow_reader(h: Harness) -> None:
+    payload = os.urandom(12 * MB)
+    upstream = await h.serve(send_then_close(payload))
+    port = await h.proxy(upstream=upstream.address)
+    reader, _ = await h.clients.open(port)
+    got = bytearray()
+    while True:
+        part = await asyncio.wait_for(reader.read(256 * 1024), 10)
+        if not part:
+            break
+        got += part
+        await asyncio.sleep(0.002)
+    assert digest(bytes(got)) == digest(payload)

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from simctl.faults import timer
+
 if TYPE_CHECKING:
     from simctl.faults.channel import Channel
 
@@ -104,6 +106,10 @@ class Stub:
     async def sleep(self, seconds: float) -> None:
         if seconds > 0:
             await asyncio.sleep(seconds)
+
+    async def sleep_until(self, when: float) -> None:
+        """Sleep until time.monotonic() reaches when, to within tens of microseconds."""
+        await timer.sleep_until(when)
 
 
 class _PendingEOFType:

@@ -1,8 +1,4 @@
-import time
-
 from simctl.faults.toxics.base import EOF, Attribute, Stub, Toxic
-
-TIMER_TICK_CORRECTION = 0.0005
 
 
 class Latency(Toxic):
@@ -25,10 +21,9 @@ class Latency(Toxic):
             jitter = stub.attrs["jitter"]
             if jitter > 0:
                 delay += stub.rng.randrange(2 * jitter) - jitter
-            # Deadline-based, so chunks that queued up are not delayed twice (pipelined).
-            sleep = delay / 1000 - (time.monotonic() - chunk.ts)
-            # Event-loop timers fire on millisecond ticks, late by 0-1 ms (about 0.7 ms on
-            # average with uvloop): ask for half a tick less so the error centres on zero.
-            await stub.sleep(sleep - TIMER_TICK_CORRECTION)
-            chunk.ts += sleep  # a later latency toxic counts from here, so two add up
+            # Deadline-based, so chunks that queued up are not delayed twice (pipelined),
+            # on the precise timer (simctl.faults.timer), not the loop's millisecond ticks.
+            due = chunk.ts + delay / 1000
+            await stub.sleep_until(due)
+            chunk.ts = due  # a later latency toxic counts from here, so two add up
             await stub.send(chunk)
