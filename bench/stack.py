@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 import psutil
@@ -34,6 +35,28 @@ OFFSET = 5000
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def run_lines(drain: str, since: int, run_id: str) -> tuple[int, int, int]:
+    """(lines of load run ``run_id`` the drain stored after seq ``since``, messages the
+    L10 lines stored meanwhile report dropped, messages after ``since`` the drain's store
+    (100,000 messages) no longer holds: the oldest, so almost all of them the run's)."""
+    lines = dropped = 0
+    marker = f" run={run_id} "
+    first = get_json(f"{drain}/stats")["first_seq"]
+    evicted = max(0, first - since - 1) if first is not None else 0
+    while True:
+        query = urllib.parse.urlencode({"since": since, "limit": 10000})
+        rows = get_json(f"{drain}/messages?{query}")
+        if not rows:
+            return lines, dropped, evicted
+        for row in rows:
+            text = row["text"]
+            if marker in text:
+                lines += 1
+            elif text.startswith("Error L10 "):
+                dropped += int(text.split(": ", 1)[1].split(" ", 1)[0])
+        since = rows[-1]["seq"]
 
 
 def run_load(generator: LoadGenerator):
@@ -118,18 +141,27 @@ def main() -> int:
         pss, rss = stack_memory(backend)
 
         drain = backend.url_of("drain", drain="main")
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{drain}/messages", method="DELETE"), timeout=10):
+            pass  # an empty store: it holds 100,000 messages, as many as the run sends
         before = get_json(f"{drain}/stats")
         line_rate, line_seconds = 20000, 5.0
-        logs = LogTraffic(url=backend.url_of("logplex"), rate=line_rate, max_batch=500)
+        # Offered the way log-shuttle ships (domain.md 4.5): a batch of 500 lines goes
+        # out as soon as it is full, so at 20,000 lines/s one post every 25 ms, not
+        # 2,000 lines at once every 100 ms (the generator's default tick).
+        logs = LogTraffic(url=backend.url_of("logplex"), rate=line_rate, max_batch=500,
+                          batch_interval=500 / line_rate)
         result = run_load(LoadGenerator(logs=logs, duration=line_seconds, grace=5))
         sent = result.logs.sent if result.logs else 0
         deadline = time.monotonic() + 15
-        delivered = 0
-        while time.monotonic() < deadline:
+        while True:
             after = get_json(f"{drain}/stats")
-            delivered = after["messages"] - before["messages"]
-            if delivered >= sent:
-                break
+            # The store holds other lines too (L10, the stack's own): count this run's.
+            if after["messages"] - before["messages"] >= sent or time.monotonic() > deadline:
+                delivered, l10, evicted = run_lines(drain, before["last_seq"], logs.run_id)
+                delivered = min(sent, delivered + evicted)  # evicted: mostly the run's
+                if delivered + l10 >= sent or time.monotonic() > deadline:
+                    break
             time.sleep(0.2)
         del state
     finally:
@@ -150,7 +182,9 @@ def main() -> int:
     rows.append(("direct to one dyno (baseline)", *fmt(b_direct), ""))
     loss = 1 - delivered / sent if sent else 1.0
     rows.append(("logplex to a fast drain", f"{sent / line_seconds:.0f} lines/s offered",
-                 f"{delivered} of {sent} delivered (loss {loss:.2%})", ">= 20,000/s, no loss"))
+                 f"{delivered} of {sent} delivered (loss {loss:.2%}, L10 reports {l10}"
+                 f"{f'; {evicted} evicted from the store, counted by seq' if evicted else ''})",
+                 ">= 20,000/s, no loss"))
     rows.append(("whole stack memory (PSS)", f"{pss:.0f} MB",
                  f"RSS summed {rss:.0f} MB (shared pages counted per process)", "<= 400 MB"))
 

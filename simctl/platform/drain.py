@@ -183,7 +183,7 @@ class DrainService(Service):
             self.m_failed.inc()
             return web.Response(status=status, text=f"failing on purpose ({status})\n")
         try:
-            messages = logframe.parse(body, structured=False)
+            messages = logframe.parse_fields(body, structured=False)
         except FrameError as exc:
             record["status"] = 400
             return self._reject("malformed", 400, f"Malformed log messages: {exc}")
@@ -204,9 +204,10 @@ class DrainService(Service):
         now = time.time()
         first = self._seq + 1
         self._seq += len(messages)
-        self.store.extend(
-            (seq, frame_id, duplicate, now, m.priority, m.timestamp, m.host, m.app, m.proc, m.text)
-            for seq, m in zip(range(first, self._seq + 1), messages, strict=True))
+        head = (frame_id, duplicate, now)
+        # (priority, timestamp, host, app, proc, text) behind (seq, frame_id, duplicate, now)
+        self.store.extend([(seq,) + head + m for seq, m in zip(
+            range(first, self._seq + 1), messages, strict=True)])
         self.counts["accepted"] += 1
         self.counts["messages"] += len(messages)
         self.m_messages.inc(len(messages))

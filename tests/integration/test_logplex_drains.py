@@ -19,6 +19,7 @@ from simctl.platform import logframe
 from simctl.platform.drain import DrainService
 from simctl.platform.logframe import LogMessage
 from simctl.platform.logplex import LogplexService
+from simctl.platform.logplex.http_drain import output_frames
 from simctl.platform.timing import FAST
 
 AUTH = "Basic " + base64.b64encode(b"token:t.web").decode()
@@ -359,3 +360,155 @@ async def test_credentials_are_used_but_never_shown(
 async def _failed(name: str, client: Client) -> dict[str, Any] | None:
     info = await client.drain_info(name)
     return info if info["failed_frames"] else None
+
+
+# several frames in flight --------------------------------------------------------------
+
+
+async def _watch_frames(client: Client, seen: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        seen.append((await client.drain_info())["frames_in_flight"])
+        await asyncio.sleep(0.005)
+
+
+async def _burst_with_watch(client: Client, lines: list[str]) -> list[int]:
+    """Send ``lines`` in bodies of 500 while recording ``frames_in_flight``."""
+    seen: list[int] = []
+    stop = asyncio.Event()
+    watcher = asyncio.get_running_loop().create_task(_watch_frames(client, seen, stop))
+    try:
+        for start in range(0, len(lines), 500):
+            await client.send(*lines[start:start + 500])
+        await until(lambda: _has(client, lines[-1]), timeout=10)
+    finally:
+        stop.set()
+        await watcher
+    return seen
+
+
+async def test_a_quick_drain_takes_several_frames_at_once(http: aiohttp.ClientSession) -> None:
+    """A drain that answers quickly gets up to MAX_IN_FLIGHT frames at once: a burst
+    three times the buffer arrives whole, every frame with its own id, once."""
+    timing = dataclasses.replace(FAST, drain_request_timeout=25.0)  # quick: under 0.5 s
+    async with DrainService(timing) as drain, LogplexService(
+            timing, [f"main=http://127.0.0.1:{drain.port}/"]) as logplex:
+        client = Client(http, logplex, drain)
+        await client.send("warm")  # one frame answered: the drain is known to be quick
+        await until(lambda: _has(client, "warm"))
+        await client.control(delay_ms=100)  # each frame now takes 100 ms, still quick
+        burst = [f"burst-{i}" for i in range(3000)]
+        seen = await _burst_with_watch(client, burst)
+        received = await until(lambda: _count(client, len(burst) + 1))
+        assert max(seen) > 1
+        assert sorted(m["text"] for m in received) == sorted(["warm", *burst])
+        assert not any(L10.fullmatch(m["text"]) for m in received)
+        posts = await client.json(drain.url + "/posts")
+        assert len({p["frame_id"] for p in posts}) == len(posts)  # one id per frame
+        assert all(p["status"] == 200 for p in posts)
+        assert sum(p["messages"] for p in posts) == len(burst) + 1
+        stats = await client.json(drain.url + "/stats")
+        assert (stats["duplicate_frames"], stats["msg_count_mismatches"]) == (0, 0)
+        info = await client.drain_info()
+        assert (info["dropped"], info["delivered"], info["frames_in_flight"]) == (
+            0, len(burst) + 1, 0)
+        # Frames leave the buffer in order: within each frame, lines keep their order.
+        by_frame: dict[str, list[int]] = {}
+        for m in received[1:]:
+            by_frame.setdefault(m["frame_id"], []).append(int(m["text"].split("-")[1]))
+        assert all(seq == sorted(seq) for seq in by_frame.values())
+
+
+async def _count(client: Client, n: int) -> list[dict[str, Any]] | None:
+    received = await client.received()
+    return received if len(received) >= n else None
+
+
+async def test_a_slow_drain_gets_one_frame_at_a_time(http: aiohttp.ClientSession) -> None:
+    """Once a drain has answered slowly (over QUICK_ANSWER of the request timeout), the
+    next frame waits for the answer to the one in flight: the buffer overflows (L10)."""
+    timing = dataclasses.replace(FAST, drain_request_timeout=5.0)  # quick: under 0.1 s
+    async with DrainService(timing) as drain, LogplexService(
+            timing, [f"main=http://127.0.0.1:{drain.port}/"]) as logplex:
+        client = Client(http, logplex, drain)
+        await client.control(delay_ms=300)
+        await client.send("slow")
+        await until(lambda: _has(client, "slow"))
+        burst = [f"burst-{i}" for i in range(3000)]
+        seen = await _burst_with_watch(client, burst)
+        assert max(seen) == 1
+        info = await client.drain_info()
+        assert info["dropped"] >= len(burst) - 2 * timing.drain_buffer
+        received = await until(lambda: _has(client, "burst-2999"))
+        reported = sum(int(m.group(1)) for r in received if (m := L10.fullmatch(r["text"])))
+        assert reported == info["dropped"]
+
+
+async def test_a_failing_frame_is_retried_before_any_new_frame(
+        http: aiohttp.ClientSession) -> None:
+    """While a frame is being retried nothing overtakes it, even at a quick drain: one
+    frame in flight, and every try of it comes before the next frame."""
+    timing = dataclasses.replace(FAST, drain_request_timeout=25.0)  # quick: under 0.5 s
+    async with DrainService(timing) as drain, LogplexService(
+            timing, [f"main=http://127.0.0.1:{drain.port}/"], seed=2) as logplex:
+        client = Client(http, logplex, drain)
+        await client.send("warm")
+        await until(lambda: _has(client, "warm"))
+        await client.control(status=503, delay_ms=100)
+        await client.send(*(f"a{i}" for i in range(500)))
+        await until(lambda: _failing(client))
+        await client.send(*(f"b{i}" for i in range(500)))
+        assert (await client.drain_info())["frames_in_flight"] == 1
+        await until(lambda: _failed_frames(client, 1))  # a's frame: tries exhausted
+        await client.control(status=200, delay_ms=0)
+        received = await until(lambda: _has(client, "b499"))
+        posts = await client.json(drain.url + "/posts")
+        tries = 1 + timing.drain_frame_retries
+        a_id = posts[1]["frame_id"]
+        assert [p["frame_id"] for p in posts[1:1 + tries]] == [a_id] * tries
+        assert [p["status"] for p in posts[1:1 + tries]] == [503] * tries
+        later = posts[1 + tries:]
+        assert len({p["frame_id"] for p in later}) == 1
+        assert later[-1]["status"] == 200
+        assert a_id not in {p["frame_id"] for p in later}
+        assert L10.fullmatch(received[1]["text"]).group(1) == "500"  # type: ignore[union-attr]
+        assert [m["text"] for m in received[2:]] == [f"b{i}" for i in range(500)]
+
+
+async def _failing(client: Client) -> bool:
+    return bool((await client.drain_info())["last_error"])
+
+
+async def test_bodies_ingested_back_to_back_are_cut_into_frames_not_dropped(
+        http: aiohttp.ClientSession) -> None:
+    """Four bodies of 500 ingested in one go (before the sender task runs again) do not
+    overflow a quick drain's buffer: frames are cut as the buffer would overflow."""
+    timing = dataclasses.replace(FAST, drain_request_timeout=25.0)  # quick: under 0.5 s
+    async with DrainService(timing) as drain, LogplexService(
+            timing, [f"main=http://127.0.0.1:{drain.port}/"]) as logplex:
+        client = Client(http, logplex, drain)
+        await client.send("warm")
+        await until(lambda: _has(client, "warm"))
+        await client.control(delay_ms=50)
+        main = logplex.drains["main"]
+        now, pad = logframe.now_rfc5424(), "x" * 200  # about 400 lines per 100 KB frame
+        for body in range(4):  # no await in between: as ingest does for queued bodies
+            main.push(output_frames(
+                [LogMessage("app", "web.1", f"{body}-{i} {pad}", now) for i in range(500)]))
+        assert main.describe()["frames_in_flight"] > 1
+        assert main.dropped == 0
+        received = await until(lambda: _count(client, 2001))
+        assert sorted(m["text"] for m in received[1:]) == sorted(
+            f"{b}-{i} {pad}" for b in range(4) for i in range(500))
+
+
+async def test_a_new_drain_gets_one_frame_at_a_time_until_it_answers(
+        http: aiohttp.ClientSession) -> None:
+    async with DrainService(FAST) as drain, LogplexService(
+            FAST, [f"main=http://127.0.0.1:{drain.port}/"]) as logplex:
+        main = logplex.drains["main"]
+        now = logframe.now_rfc5424()
+        for body in range(6):
+            main.push(output_frames(
+                [LogMessage("app", "web.1", f"{body}-{i}", now) for i in range(500)]))
+        assert main.describe()["frames_in_flight"] <= 1
+        assert main.dropped == 3000 - FAST.drain_buffer - main.describe()["in_flight"] > 0

@@ -147,3 +147,57 @@ def test_display_format() -> None:
     message = LogMessage("heroku", "router", "at=info", "2013-03-10T19:53:10+00:00")
     assert message.display() == "2013-03-10T19:53:10+00:00 heroku[router]: at=info"
     assert message.with_frame("f1").frame_id == "f1"
+
+
+@given(st.lists(messages, min_size=1, max_size=20), st.booleans())
+def test_encode_many_is_the_frames_joined(batch: list[LogMessage], structured: bool) -> None:
+    assert logframe.encode_many(batch, structured=structured) == b"".join(
+        logframe.encode(m, structured=structured) for m in batch)
+
+
+def test_encode_many_makes_unsafe_fields_safe_among_fast_ones() -> None:
+    batch = [LogMessage("app", "web.1", "a", "ts"), LogMessage("my app", "", "b", "ts"),
+             LogMessage("app", "web.1", "héllo", "ts"), LogMessage("app", "web.1", "c", "ts")]
+    body = logframe.encode_many(batch)
+    assert body == b"".join(logframe.encode(m) for m in batch)
+    assert [m.text for m in logframe.parse(body)] == ["a", "b", "héllo", "c"]
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(frame_like(), st.sampled_from([None, True, False]))
+def test_the_ascii_fast_path_agrees_with_the_general_parser(
+        body: bytes, structured: bool | None) -> None:
+    """Where the fast path answers, it answers what the frame-by-frame parser does."""
+    fast = logframe._fields_ascii(body, 100_000, structured)
+    if fast is None:
+        return
+    assert fast == logframe._fields_any(body, 100_000, structured)
+
+
+def test_parse_fields_gives_plain_tuples() -> None:
+    body = logframe.encode_many([LogMessage("app", "web.1", "one\n", "ts", "h", 134)],
+                                structured=False)
+    assert logframe.parse_fields(body, structured=False) == [
+        (134, "ts", "h", "app", "web.1", "one")]
+
+
+ascii_field = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
+                      max_size=12)
+ascii_messages = st.builds(
+    LogMessage, app=ascii_field, proc=ascii_field, timestamp=ascii_field, host=ascii_field,
+    text=st.text(st.characters(max_codepoint=127), max_size=80), priority=st.integers(0, 191))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ascii_messages, min_size=1, max_size=10), st.booleans(), st.integers(0, 400),
+       st.binary(max_size=8))
+def test_the_fast_path_on_ascii_bodies(batch: list[LogMessage], structured: bool, cut: int,
+                                       junk: bytes) -> None:
+    body = logframe.encode_many(batch, structured=structured)
+    if structured:  # the input variant: the fast path takes every ASCII body
+        assert logframe._fields_ascii(body, 100_000, None) is not None
+    for variant in (None, True, False):
+        for sample in (body, body[:cut], body[:cut] + junk + body[cut:]):
+            fast = logframe._fields_ascii(sample, 100_000, variant)
+            if fast is not None:
+                assert fast == logframe._fields_any(sample, 100_000, variant)

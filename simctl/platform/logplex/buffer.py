@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 from simctl.platform import logframe
-from simctl.platform.logframe import LogMessage
+
+T = TypeVar("T")
 
 
-class LossyBuffer:
+class LossyBuffer(Generic[T]):
     __slots__ = ("_items", "lost", "lost_since")
 
     def __init__(self, capacity: int) -> None:
-        self._items: deque[LogMessage] = deque(maxlen=capacity)
+        self._items: deque[T] = deque(maxlen=capacity)
         self.lost = 0  # displaced since the last take_loss()
         self.lost_since = ""
 
@@ -30,7 +32,7 @@ class LossyBuffer:
     def capacity(self) -> int:
         return self._items.maxlen or 0
 
-    def push(self, messages: Sequence[LogMessage]) -> int:
+    def push(self, messages: Sequence[T]) -> int:
         """Append, displacing the oldest when full; returns how many were displaced."""
         items = self._items
         displaced = len(items) + len(messages) - self.capacity
@@ -55,14 +57,14 @@ class LossyBuffer:
         self.lost, self.lost_since = 0, ""
         return loss
 
-    def popleft(self) -> LogMessage:
+    def popleft(self) -> T:
         return self._items.popleft()
 
-    def appendleft(self, message: LogMessage) -> None:
+    def appendleft(self, message: T) -> None:
         """Put back a message just popped (the buffer has room for it)."""
         self._items.appendleft(message)
 
-    def take_all(self) -> list[LogMessage]:
+    def take_all(self) -> list[T]:
         items = list(self._items)
         self._items.clear()
         return items

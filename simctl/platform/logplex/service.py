@@ -8,6 +8,7 @@
 
 Ingest is one parse per body and, per channel, one ``extend`` into the history ring
 and into each drain's and tail's buffer: no await per message, no per-message task.
+Drains buffer output frames, encoded once per body for all of them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from aiohttp import web
 from simctl.platform import logframe
 from simctl.platform.logframe import FrameError, LogMessage
 from simctl.platform.logplex.config import APP, DrainSpec, parse_drains
-from simctl.platform.logplex.http_drain import HttpDrain
+from simctl.platform.logplex.http_drain import HttpDrain, output_frames
 from simctl.platform.logplex.metrics import LogplexMetrics
 from simctl.platform.logplex.rods import (
     DENY_DRAIN_FORWARDING,
@@ -57,8 +58,10 @@ class Channel:
 
     def publish(self, messages: list[LogMessage]) -> None:
         self.history.extend(messages)
-        for drain in self.drains:
-            drain.push(messages)
+        if any(drain.enabled for drain in self.drains):
+            frames = output_frames(messages)  # encoded once for every drain
+            for drain in self.drains:
+                drain.push(frames)
         for tail in self.tails:
             tail.push(messages)
 
