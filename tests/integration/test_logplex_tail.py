@@ -141,3 +141,36 @@ async def test_slow_reader_gets_l11_with_the_exact_count(http: aiohttp.ClientSes
     assert numbers == sorted(numbers)
     assert numbers[-1] == total - 1
     assert logplex.metrics.tail_dropped._value.get() == dropped
+
+
+async def test_deny_tail_sessions_cuts_off_a_slow_reader(http: aiohttp.ClientSession) -> None:
+    """A session whose write waits on a client that does not read ends at once when the
+    rod sheds it, instead of when that client catches up (never, here)."""
+    timing = dataclasses.replace(FAST, tail_buffer=100)
+    async with LogplexService(timing) as logplex:
+        reader, writer = await asyncio.open_connection("127.0.0.1", logplex.port)
+        writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer.write(b"GET /tail?app=web HTTP/1.1\r\nHost: logplex\r\n\r\n")
+        await writer.drain()
+        line = "x" * 200
+        await send(http, logplex, "first")
+        await asyncio.sleep(0.2)  # the session is open and has written its first chunk
+        (session,) = logplex.tails
+        transport = session.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        for start in range(0, 100_000, 500):  # up to 20 MB that nobody reads
+            await send(http, logplex, *(f"{i} {line}" for i in range(start, start + 500)))
+            if transport.get_write_buffer_size() > 0:  # the kernel's buffers are full
+                break
+        assert transport.get_write_buffer_size() > 0
+        assert logplex.metrics.tail_dropped._value.get() > 0
+        async with http.post(logplex.url + "/admin/rods/deny_tail_sessions",
+                             json={"enabled": True}) as rod:
+            assert rod.status == 200
+        await asyncio.sleep(0.5)
+        assert not logplex.tails
+        dropped = logplex.metrics.tail_dropped._value.get()
+        await send(http, logplex, *(f"after {i}" for i in range(2000)))
+        assert logplex.metrics.tail_dropped._value.get() == dropped
+        writer.close()

@@ -33,29 +33,40 @@ def overflow_line(count: int, since: str) -> str:
 
 
 class TailSession:
-    __slots__ = ("app", "buffer", "closed", "_dropped", "_wake")
+    __slots__ = ("app", "buffer", "closed", "transport", "_dropped", "_wake")
 
     def __init__(self, app: str, capacity: int, dropped: Counter) -> None:
         self.app = app
         self.buffer = LossyBuffer(capacity)
         self.closed = False
+        self.transport: asyncio.BaseTransport | None = None
         self._dropped = dropped
         self._wake = asyncio.Event()
 
     def push(self, messages: Sequence[LogMessage]) -> None:
+        if self.closed:
+            return
         displaced = self.buffer.push(messages)
         if displaced:
             self._dropped.inc(displaced)
         self._wake.set()
 
     def close(self) -> None:
+        """End the session. One that keeps up ends its response cleanly; one whose write
+        still waits on a slow client is cut off (the connection aborted), or it would go
+        on holding its buffer until that client caught up."""
         self.closed = True
         self._wake.set()
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) \
+                and transport.get_write_buffer_size() > 0:
+            transport.abort()
 
     async def stream(self, request: web.Request, response: web.StreamResponse,
                      backlog: Sequence[LogMessage]) -> None:
         """Write the backlog, then follow until closed or the client goes away (noticed
         on the next write, or within ``IDLE_CHECK`` seconds when nothing arrives)."""
+        self.transport = request.transport
         if backlog:
             await response.write(render(backlog).encode(errors="replace"))
         while not self.closed:
