@@ -4,8 +4,9 @@
 
 Measures, in one run: `up` to all-healthy and `down` (median of 5); the highest
 request rate the router sustains end to end through the proxies (edge -> router ->
-web.N -> dyno) with success >= 99.9% and p99 <= 100 ms, beside the same load sent
-straight to one dyno (the baseline); log lines per second through logplex to a fast
+web.N -> dyno) with success >= 99.9% and p99 <= 100 ms, with Vegur's default (a new
+dyno connection per request) and again with keep-alive to dynos switched on, beside the
+same load sent straight to one dyno (the baseline); log lines per second through logplex to a fast
 drain, with loss; and the RSS of every stack process. Runs under its own project name
 and port offset, so it does not touch a stack you have up.
 """
@@ -26,6 +27,7 @@ import urllib.request
 import psutil
 
 from simctl.backends.local import LocalBackend
+from simctl.backends.project import base_url
 from simctl.load.generator import HttpTraffic, LoadGenerator, LogTraffic
 
 PROJECT = "bench"
@@ -87,6 +89,17 @@ def sweep(url: str, host: str | None, rates: list[int], seconds: float) -> list[
     return rows
 
 
+def keepalive(backend: LocalBackend, enabled: bool) -> None:
+    """Switch every router's keep-alive to dynos (POST /admin/keepalive)."""
+    for proc in backend.find("router"):
+        request = urllib.request.Request(
+            f"{base_url(proc)}/admin/keepalive", method="POST",
+            data=json.dumps({"enabled": enabled}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+
 def best(rows: list[tuple]) -> tuple | None:
     good = [r for r in rows if r[1] >= 0.999 and r[3] <= 100]
     return good[-1] if good else None
@@ -136,7 +149,10 @@ def main() -> int:
         edge = f"http://127.0.0.1:{21201 + OFFSET}/"
         dyno = f"http://127.0.0.1:{7401 + OFFSET}/"
         rates = [250, 500, 1000, 1500, 2000, 2500, 3000]
-        routed = sweep(edge, "web.localhost", rates, seconds)
+        routed = sweep(edge, "web.localhost", rates, seconds)  # Vegur's default
+        keepalive(backend, True)  # the opt-in: dyno connections reused
+        kept = sweep(edge, "web.localhost", rates, seconds)
+        keepalive(backend, False)
         direct = sweep(dyno, None, rates, seconds)
         pss, rss = stack_memory(backend)
 
@@ -173,12 +189,13 @@ def main() -> int:
         rate, ratio, p50, p99, _ = point
         return f"{rate} req/s ({ratio:.2%})", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"
 
-    b_routed, b_direct = best(routed), best(direct)
+    b_routed, b_kept, b_direct = best(routed), best(kept), best(direct)
     rows.append(("up (to all healthy)", f"median {statistics.median(ups):.2f} s",
                  f"min {min(ups):.2f} max {max(ups):.2f} (n={repeats})", "<= 3 s"))
     rows.append(("down", f"median {statistics.median(downs):.2f} s",
                  f"min {min(downs):.2f} max {max(downs):.2f} (n={repeats})", "<= 2 s"))
     rows.append(("router end to end", *fmt(b_routed), ">= 500 req/s, p99 <= 100 ms"))
+    rows.append(("  the same, keep-alive to dynos on", *fmt(b_kept), ""))
     rows.append(("direct to one dyno (baseline)", *fmt(b_direct), ""))
     loss = 1 - delivered / sent if sent else 1.0
     rows.append(("logplex to a fast drain", f"{sent / line_seconds:.0f} lines/s offered",
@@ -189,7 +206,7 @@ def main() -> int:
                  f"RSS summed {rss:.0f} MB (shared pages counted per process)", "<= 400 MB"))
 
     print("router sweep (rate, success, p50 ms, p99 ms, achieved/s):")
-    for label, data in (("routed", routed), ("direct", direct)):
+    for label, data in (("routed", routed), ("keep-alive", kept), ("direct", direct)):
         print(f"  {label}: " + "; ".join(
             f"{r}: {ok:.2%} {p50:.1f}/{p99:.1f} {a:.0f}" for r, ok, p50, p99, a in data))
     header = ("measure", "result", "detail", "target")
