@@ -434,8 +434,7 @@ class ComposeBackend(ProjectQueries):
         try:
             self.container(name).update(cpu_period=100_000, cpu_quota=quota)
         except Exception as exc:  # docker APIError: e.g. cgroup v1 without CFS quota
-            reason = getattr(exc, "explanation", None) or str(exc)
-            raise InvalidInput(f"{name}: {' '.join(str(reason).split())[:200]}") from None
+            raise _refused(name, exc) from None
 
     def partition(self, name: str, connected: bool = False) -> None:
         """Disconnect a service from the project network (a partition), or reconnect it."""
@@ -448,8 +447,7 @@ class ComposeBackend(ProjectQueries):
             else:
                 network.disconnect(container, force=True)
         except Exception as exc:  # docker APIError: already (dis)connected, not running
-            reason = getattr(exc, "explanation", None) or str(exc)
-            raise InvalidInput(f"{name}: {' '.join(str(reason).split())[:200]}") from None
+            raise _refused(name, exc) from None
 
     def _default_network(self) -> Any:
         for network in self.networks():
@@ -534,6 +532,12 @@ class ComposeBackend(ProjectQueries):
             if container is None or container.status != "running":
                 out.append(name)
         return out
+
+
+def _refused(name: str, exc: Exception) -> InvalidInput:
+    """The engine refused an action on ``name``: its reason, on one line."""
+    reason = getattr(exc, "explanation", None) or str(exc)
+    return InvalidInput(f"{name}: {' '.join(str(reason).split())[:200]}")
 
 
 def _index(dyno: str) -> int:
