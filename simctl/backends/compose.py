@@ -346,7 +346,8 @@ class ComposeBackend(ProjectQueries):
             running = cstatus in ("running", "paused")
             paused = cstatus == "paused" or (running and proc.paused)
             if not running:
-                health = HealthReport(False, "killed" if proc.stopped else cstatus)
+                ended = (proc.ended_by or "killed") if proc.stopped else cstatus
+                health = HealthReport(False, ended)
             elif paused:
                 how = "docker pause" if cstatus == "paused" else "SIGSTOP"
                 health = HealthReport(False, "paused", how)
@@ -365,7 +366,7 @@ class ComposeBackend(ProjectQueries):
         self._unfreeze(container, proc)
         if container.status in ("running", "paused"):
             container.kill()
-        proc.stopped, proc.paused = True, False
+        proc.stopped, proc.paused, proc.ended_by = True, False, "killed"
         state.save()
 
     def pause(self, name: str) -> None:
@@ -415,7 +416,7 @@ class ComposeBackend(ProjectQueries):
         container = self.container(name)
         self._unfreeze(container, proc)
         container.stop(timeout=3)
-        proc.stopped, proc.paused = True, False
+        proc.stopped, proc.paused, proc.ended_by = True, False, "stopped"
         state.save()
 
     def start(self, name: str) -> None:

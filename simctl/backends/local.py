@@ -222,7 +222,8 @@ class LocalBackend(ProjectQueries):
         for proc in state.processes.values():
             running = procs.alive(proc.pid, proc.started)
             if not running:
-                health = HealthReport(False, "killed" if proc.stopped else "exited")
+                ended = (proc.ended_by or "killed") if proc.stopped else "exited"
+                health = HealthReport(False, ended)
             elif proc.paused:
                 health = HealthReport(False, "paused", "SIGSTOP")
             elif proc.health_url:
@@ -237,7 +238,7 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         procs.signal_group(proc.pgid, signal.SIGKILL)
-        proc.stopped = True
+        proc.stopped, proc.ended_by = True, "killed"
         proc.paused = False
         state.save()
 
@@ -267,7 +268,7 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         procs.terminate_groups([proc.pgid])
-        proc.stopped, proc.paused = True, False
+        proc.stopped, proc.paused, proc.ended_by = True, False, "stopped"
         state.save()
 
     def start(self, name: str) -> None:

@@ -46,7 +46,8 @@ class ProcessState:
     labels: dict[str, Any] = field(default_factory=dict)
     log: str = ""
     paused: bool = False
-    stopped: bool = False  # killed on purpose (a fault), may be restarted
+    stopped: bool = False  # ended on purpose (a fault or `simctl stop`), may be restarted
+    ended_by: str = ""  # how: "killed" (SIGKILL, a fault) or "stopped" (graceful)
 
 
 @dataclass

@@ -143,6 +143,7 @@ def test_lifecycle_up_request_faults_down(stack: dict[str, str]) -> None:
     assert sim(env, "restart", "dyno-3").returncode == 0
     assert sim(env, "stop", "dyno-3").returncode == 0
     assert _inspect("dyno-3", env, "{{.State.Status}}") == "exited"
+    assert "stopped" in sim(env, "status").stdout
     assert sim(env, "start", "dyno-3").returncode == 0
     assert _inspect("dyno-3", env, "{{.State.Status}}") == "running"
     assert sim(env, "cpu", "router-2", "0.05").returncode == 0

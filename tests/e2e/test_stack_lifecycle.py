@@ -86,7 +86,7 @@ def test_up_curl_logs_status_down(env):
         assert "router-1" in status.stdout
         # stop/start: the service goes away and comes back as a new process
         assert sim(env, "stop", "dyno-2").returncode == 0
-        assert "killed" in _row(sim(env, "status").stdout, "dyno-2")
+        assert "stopped" in _row(sim(env, "status").stdout, "dyno-2")
         assert sim(env, "start", "dyno-2").returncode == 0
         assert " ok " in _row(sim(env, "status").stdout, "dyno-2")
         started_twice = sim(env, "start", "dyno-2")
