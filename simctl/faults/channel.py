@@ -15,7 +15,7 @@ from typing import Any
 
 
 class Channel:
-    __slots__ = ("_items", "capacity", "_getter", "_putters", "on_space")
+    __slots__ = ("_items", "capacity", "_getter", "_putters", "on_space", "take_now")
 
     def __init__(self, capacity: int = 16) -> None:
         self._items: deque[Any] = deque()
@@ -24,6 +24,10 @@ class Channel:
         self._putters: deque[asyncio.Future[None]] = deque()
         # Called when the channel drops back under capacity (used to resume a paused reader).
         self.on_space: Callable[[], None] | None = None
+        # Offered an item put while the consumer waits on an empty channel; returning
+        # True means it was handled in place (the consumer would only have been woken to
+        # do the same one loop iteration later).
+        self.take_now: Callable[[Any], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -32,10 +36,15 @@ class Channel:
         return len(self._items) >= self.capacity
 
     def put_nowait(self, item: Any) -> None:
-        self._items.append(item)
         getter = self._getter
         if getter is not None and not getter.done():
+            take_now = self.take_now
+            if take_now is not None and not self._items and take_now(item):
+                return
+            self._items.append(item)
             getter.set_result(None)
+        else:
+            self._items.append(item)
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)

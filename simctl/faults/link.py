@@ -6,6 +6,9 @@ joined by Channels, and a writer task puts them on the wire:
 
     reader > [stub toxic 1] > [stub toxic 2] > writer > socket
 
+A chunk handed to an idle writer (say, by a latency toxic's timer at its deadline) is
+written in place, without waking the writer task for it.
+
 Chain changes on a live connection follow Toxiproxy (toxiproxy-api.md section 3.3): an
 interrupted stub forwards what it holds, a removed stub flushes its queue downstream
 (or closes the stream, for toxics that close on removal), the neighbour re-rolls its
@@ -177,6 +180,7 @@ class Link:
         stub = Stub(spec, Channel(spec.kind.buffer_size), None, self.rng_for(spec))  # type: ignore[arg-type]
         if self.target is None:
             self.writer_channel = Channel(WRITER_CAPACITY)
+            self.writer_channel.take_now = self._write_now
             self.writer_task = asyncio.get_running_loop().create_task(self._write_loop())
             stub.output = self.writer_channel
             self.target = stub.input
@@ -283,6 +287,15 @@ class Link:
             stub.pending = None
 
     # -- writer -----------------------------------------------------------------------
+
+    def _write_now(self, item: object) -> bool:
+        """Write a chunk put while the writer is idle at once (a timer delivering it)."""
+        if item is EOF or self.dest.write_paused:
+            return False
+        data = item.data  # type: ignore[attr-defined]
+        self.sent += len(data)
+        self.dest.write(data)
+        return True
 
     async def _write_loop(self) -> None:
         channel = self.writer_channel

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -110,6 +111,42 @@ class Stub:
     async def sleep_until(self, when: float) -> None:
         """Sleep until time.monotonic() reaches when, to within tens of microseconds."""
         await timer.sleep_until(when)
+
+    async def send_at(self, when: float, chunk: Chunk) -> None:
+        """send(chunk) at time.monotonic() == when, from the timer's own callback.
+
+        The chunk leaves stamped ``when``, so a later latency toxic counts from there and
+        two add up; an interrupted wait leaves it pending with its stamp unchanged.
+
+        The chunk goes downstream inside the wake-up that meets its deadline (and, when
+        the writer is idle, onto the socket: Link writes in place) rather than a task
+        switch or two later: on a loop that just woke from idle every switch costs tens
+        of microseconds, and behind a burst of other events, milliseconds. A full output
+        channel falls back to send(), which waits for room. Until the deadline the chunk
+        stays pending, so an interruption forwards it as usual.
+        """
+        if when <= time.monotonic():
+            chunk.ts = when
+            await self.send(chunk)
+            return
+        waiter = asyncio.get_running_loop().create_future()
+
+        def deliver() -> None:
+            if self.pending is chunk and not self.output.full():
+                chunk.ts = when
+                self.pending = None
+                self.output.put_nowait(chunk)
+            if not waiter.done():
+                waiter.set_result(None)
+
+        entry = timer.call_at(when, deliver)
+        try:
+            await waiter
+        finally:
+            entry.cancel()
+        if self.pending is chunk:
+            chunk.ts = when
+            await self.send(chunk)
 
 
 class _PendingEOFType:

@@ -23,7 +23,4 @@ class Latency(Toxic):
                 delay += stub.rng.randrange(2 * jitter) - jitter
             # Deadline-based, so chunks that queued up are not delayed twice (pipelined),
             # on the precise timer (simctl.faults.timer), not the loop's millisecond ticks.
-            due = chunk.ts + delay / 1000
-            await stub.sleep_until(due)
-            chunk.ts = due  # a later latency toxic counts from here, so two add up
-            await stub.send(chunk)
+            await stub.send_at(chunk.ts + delay / 1000, chunk)
