@@ -238,8 +238,7 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         procs.signal_group(proc.pgid, signal.SIGKILL)
-        proc.stopped, proc.ended_by = True, "killed"
-        proc.paused = False
+        proc.stopped, proc.paused, proc.ended_by = True, False, "killed"
         state.save()
 
     def pause(self, name: str) -> None:

@@ -192,15 +192,3 @@ def call_at(when: float, callback: Callable[[], None]) -> Entry | _LoopHandle:
             pass
     delay = when - time.monotonic() - TICK_CORRECTION
     return _LoopHandle(loop.call_later(max(delay, 0.0), callback))
-
-
-async def sleep_until(when: float) -> None:
-    """Sleep until time.monotonic() reaches when."""
-    if when <= time.monotonic():
-        return
-    fut = asyncio.get_running_loop().create_future()
-    entry = call_at(when, lambda: fut.done() or fut.set_result(None))
-    try:
-        await fut
-    finally:
-        entry.cancel()

@@ -108,10 +108,6 @@ class Stub:
         if seconds > 0:
             await asyncio.sleep(seconds)
 
-    async def sleep_until(self, when: float) -> None:
-        """Sleep until time.monotonic() reaches when, to within tens of microseconds."""
-        await timer.sleep_until(when)
-
     async def send_at(self, when: float, chunk: Chunk) -> None:
         """send(chunk) at time.monotonic() == when, from the timer's own callback.
 
@@ -122,8 +118,7 @@ class Stub:
         the writer is idle, onto the socket: Link writes in place) rather than a task
         switch or two later: on a loop that just woke from idle every switch costs tens
         of microseconds, and behind a burst of other events, milliseconds. A full output
-        channel falls back to send(), which waits for room. Until the deadline the chunk
-        stays pending, so an interruption forwards it as usual.
+        channel falls back to send(), which waits for room.
         """
         if when <= time.monotonic():
             chunk.ts = when
