@@ -12,6 +12,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
+from simctl.faults import stamped
 from simctl.faults.link import Link
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Side(asyncio.Protocol):
         "closing",
         "early",
         "early_eof",
+        "stamped",
     )
 
     def __init__(self, conn: ProxyConnection, name: str) -> None:
@@ -55,6 +57,8 @@ class Side(asyncio.Protocol):
         # though reading was paused in connection_made).
         self.early: list[bytes] = []
         self.early_eof = False
+        # Reads this socket instead of the transport while its link has toxics.
+        self.stamped: stamped.StampedReader | None = None
 
     # -- protocol callbacks ------------------------------------------------------------
 
@@ -90,7 +94,7 @@ class Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.closing = True
-        self._unsplice()
+        self._drop_duplicates()
         self._wake_writer()
         self.conn.side_lost(self)
 
@@ -113,31 +117,81 @@ class Side(asyncio.Protocol):
 
     def close(self) -> None:
         if not self.closing and self.transport is not None:
-            self._unsplice()  # first, so that what a pipe holds for this socket goes out
+            self._drop_duplicates()  # first, so that what a pipe holds for this socket goes out
             self.closing = True
             self.transport.close()
 
     def abort(self) -> None:
         if self.transport is not None and not self.lost:
             self.closing = True
-            self._unsplice()
+            self._drop_duplicates()
             self.transport.close()
 
-    def _unsplice(self) -> None:
-        """Drop the kernel relays using this socket: their dup()ed descriptors keep it open."""
+    def _drop_duplicates(self) -> None:
+        """Drop the kernel relays and the stamped reader using this socket: their dup()ed
+        descriptors would keep it open."""
         for link in (self.out_link, self.in_link):
             if link is not None and link.splice is not None:
                 link.unsplice()
+        self.stop_stamped()
 
     def pause_reading(self, reason: str) -> None:
-        if not self._pause_reasons and self.transport is not None and not self.closing:
-            self.transport.pause_reading()
+        if not self._pause_reasons:
+            if self.stamped is not None:
+                self.stamped.pause()
+            elif self.transport is not None and not self.closing:
+                self.transport.pause_reading()
         self._pause_reasons.add(reason)
 
     def resume_reading(self, reason: str) -> None:
         self._pause_reasons.discard(reason)
+        if not self._pause_reasons:
+            if self.stamped is not None:
+                self.stamped.resume()
+            elif self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+
+    # -- reading with kernel receive times (while the out link has toxics) -------------
+
+    def start_stamped(self) -> None:
+        if self.stamped is not None or not stamped.AVAILABLE:
+            return
+        if self.closing or self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return
+        try:
+            reader = stamped.StampedReader(
+                asyncio.get_running_loop(), sock.fileno(), self._stamped_data, self._stamped_end
+            )
+        except OSError:  # out of descriptors: the transport keeps reading, stamped on read
+            return
+        if not self._pause_reasons:
+            self.transport.pause_reading()
+            reader.resume()
+        self.stamped = reader
+
+    def stop_stamped(self) -> None:
+        """Hand reading back to the transport."""
+        reader = self.stamped
+        if reader is None:
+            return
+        self.stamped = None
+        reader.close()
         if not self._pause_reasons and self.transport is not None and not self.closing:
             self.transport.resume_reading()
+
+    def _stamped_data(self, data: bytes, arrived: float) -> None:
+        if self.out_link is not None:
+            self.out_link.feed(data, arrived)
+
+    def _stamped_end(self, error: OSError | None) -> None:
+        # End of stream: the transport, reading again, sees the EOF itself. An error was
+        # consumed by recvmsg(), so the socket is dropped as the transport would have.
+        self.stop_stamped()
+        if error is not None:
+            self.abort()
 
     async def wait_writable(self) -> None:
         if not self.write_paused or self.lost:

@@ -14,6 +14,9 @@ interrupted stub forwards what it holds, a removed stub flushes its queue downst
 (or closes the stream, for toxics that close on removal), the neighbour re-rolls its
 toxicity. When the last toxic goes, the writer flushes and the link turns direct again.
 
+While a link has toxics, its source is read with the kernel's receive timestamps
+(stamped.py), so chunks count their time from when they reached the proxy.
+
 A direct link that carries a bulk stream hands the copying to the kernel (splice.py);
 anything out of the ordinary (a toxic added, end of stream, an error, a socket closing)
 hands it back to the transports first.
@@ -88,7 +91,8 @@ class Link:
 
     # -- reader side (called from the source protocol) --------------------------------
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes, arrived: float | None = None) -> None:
+        """Data read from the source; `arrived` is its kernel receive time, if known."""
         n = len(data)
         self.bytes += n
         target = self.target
@@ -101,7 +105,7 @@ class Link:
             if n >= splice.MIN_READ and not self.no_splice:
                 self._start_splice()
             return
-        target.put_nowait(Chunk(data, time.monotonic()))
+        target.put_nowait(Chunk(data, time.monotonic() if arrived is None else arrived))
         if target.full():
             self.src.pause_reading("chain")
             target.on_space = lambda: self.src.resume_reading("chain")
@@ -179,6 +183,7 @@ class Link:
         self.unsplice()
         stub = Stub(spec, Channel(spec.kind.buffer_size), None, self.rng_for(spec))  # type: ignore[arg-type]
         if self.target is None:
+            self.src.start_stamped()  # chunks now count their time from arrival
             self.writer_channel = Channel(WRITER_CAPACITY)
             self.writer_channel.take_now = self._write_now
             self.writer_task = asyncio.get_running_loop().create_task(self._write_loop())
@@ -249,6 +254,7 @@ class Link:
         self.writer_task = None
         self.writer_channel = None
         self.target = None
+        self.src.stop_stamped()
         if channel is None:
             return
         for item in channel.drain():
@@ -315,6 +321,7 @@ class Link:
         """Stop every task of this link (the connection is gone)."""
         self.ended = True
         self.unsplice()
+        self.src.stop_stamped()
         # Forget the tasks once cancelled: a cancelled task keeps its traceback, whose
         # frames point back here, and that cycle would wait for the garbage collector.
         for stub in self.stubs:

@@ -24,7 +24,7 @@ EOF = None  # the end-of-stream marker travelling down a chain
 
 
 class Chunk:
-    """One read from a socket, stamped with the monotonic time it was read."""
+    """One read from a socket, stamped with the monotonic time it arrived (or was read)."""
 
     __slots__ = ("data", "ts")
 

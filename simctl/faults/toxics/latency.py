@@ -3,7 +3,7 @@ from simctl.faults.toxics.base import EOF, Attribute, Stub, Toxic
 
 class Latency(Toxic):
     type_name = "latency"
-    summary = "Delays every chunk by latency +/- jitter, counted from when it was read."
+    summary = "Delays every chunk by latency +/- jitter, counted from when it arrived."
     attributes = (
         Attribute("latency", "ms", "time to add to each chunk"),
         Attribute("jitter", "ms", "random variation, drawn per chunk in [-jitter, +jitter)"),
