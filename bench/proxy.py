@@ -4,9 +4,10 @@
 
 Starts an echo server and `simctl toxiproxy serve` as separate processes (as in real
 use), then measures, direct and through the proxy: 64-byte ping-pong round trips (p50,
-p99, added by the proxy), bulk echo throughput (and its ratio to direct), new
-connections per second, 1,000 concurrent connections (proxy RSS), and the accuracy of
-a 100 ms latency toxic across 100 concurrent connections. Prints one table.
+p99, added by the proxy; ten alternating blocks each), bulk echo throughput (and its
+ratio to direct), new connections per second, 1,000 concurrent connections (proxy RSS),
+and the accuracy of a 100 ms latency toxic across 100 concurrent connections. Prints
+one table.
 
 Bulk throughput is five alternating 256 MiB transfers each way, medians compared.
 """
@@ -74,22 +75,31 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def pingpong(port: int, count: int) -> list[float]:
+def pingpong(ports: list[int], count: int, blocks: int) -> list[list[float]]:
+    """64-byte round trips (us) on one connection per port, in alternating blocks.
+
+    Direct and proxied samples interleave in time, so a drift of the machine (another
+    process waking, a virtual CPU moving) lands on both sides, not on one of them.
+    """
     payload = b"x" * 64
-    sock = connect(port)
+    socks = [connect(port) for port in ports]
+    samples: list[list[float]] = [[] for _ in ports]
     try:
-        for _ in range(200):  # warm-up
-            sock.sendall(payload)
-            recv_exact(sock, 64)
-        samples = []
-        for _ in range(count):
-            t0 = time.perf_counter_ns()
-            sock.sendall(payload)
-            recv_exact(sock, 64)
-            samples.append((time.perf_counter_ns() - t0) / 1000)
+        for sock in socks:
+            for _ in range(200):  # warm-up
+                sock.sendall(payload)
+                recv_exact(sock, 64)
+        for _ in range(blocks):
+            for sock, out in zip(socks, samples, strict=True):
+                for _ in range(count // blocks):
+                    t0 = time.perf_counter_ns()
+                    sock.sendall(payload)
+                    recv_exact(sock, 64)
+                    out.append((time.perf_counter_ns() - t0) / 1000)
         return samples
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
 
 
 def throughput(port: int, total: int) -> float:
@@ -243,8 +253,7 @@ def main() -> int:
         tp_ps = psutil.Process(tp.pid)
         rows = []
 
-        direct = pingpong(echo_port, n_ping)
-        proxied = pingpong(proxy_port, n_ping)
+        direct, proxied = pingpong([echo_port, proxy_port], n_ping, 10)
         d50, d99 = statistics.median(direct), pct(direct, 0.99)
         p50, p99 = statistics.median(proxied), pct(proxied, 0.99)
         rows.append(
