@@ -24,6 +24,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -34,10 +35,22 @@ _ANCILLARY = socket.CMSG_SPACE(16) if AVAILABLE else 0  # one struct timespec
 _TIMESPEC = struct.Struct("qq")
 
 
+class _Buffer(threading.local):
+    """One read buffer per thread, shared by its readers: a read is copied out before the
+    callback returns, and a thousand links must not hold 256 KiB each."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(READ_SIZE)
+        self.view = memoryview(self.data)
+
+
+_BUFFER = _Buffer()
+
+
 class StampedReader:
     """Reads one socket, handing on (data, monotonic arrival time) for every read."""
 
-    __slots__ = ("loop", "sock", "buffer", "view", "reading", "resumed", "on_data", "on_end")
+    __slots__ = ("loop", "sock", "reading", "resumed", "on_data", "on_end")
 
     def __init__(
         self,
@@ -55,8 +68,6 @@ class StampedReader:
             os.close(dup)
             raise
         self.loop = loop
-        self.buffer = bytearray(READ_SIZE)
-        self.view = memoryview(self.buffer)
         self.reading = False
         self.resumed = 0.0  # monotonic time reading last (re)started
         self.on_data = on_data  # (data, monotonic time it arrived)
@@ -74,8 +85,9 @@ class StampedReader:
             self.loop.remove_reader(self.sock.fileno())
 
     def _readable(self) -> None:
+        buffer = _BUFFER
         try:
-            n, ancillary, _, _ = self.sock.recvmsg_into([self.buffer], _ANCILLARY)
+            n, ancillary, _, _ = self.sock.recvmsg_into([buffer.data], _ANCILLARY)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -94,7 +106,7 @@ class StampedReader:
                 # Wall-clock stamp to monotonic time: subtract its age from now.
                 age = time.time() - (sec + nsec / 1e9)
                 arrived = now - min(max(age, 0.0), now - self.resumed)
-        self.on_data(self.view[:n].tobytes(), arrived)
+        self.on_data(buffer.view[:n].tobytes(), arrived)
 
     def close(self) -> None:
         """Stop reading and give the duplicate descriptor back (the socket stays open)."""
