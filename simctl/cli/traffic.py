@@ -75,10 +75,13 @@ def _ms(value: float | None) -> str:
 @click.option("--path", default="/", show_default=True)
 @click.option("--logs", "log_rate", callback=_rate, default=None,
               help="Also send log lines per second to logplex.")
+@click.option("--keepalive/--no-keepalive", default=True, show_default=True,
+              help="Reuse connections; --no-keepalive opens one (a TLS handshake on HTTPS) "
+              "per request.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @project_option
 def traffic(backend: LocalBackend, rate: float, duration: float, router: str, host: str,
-            path: str, log_rate: float | None, as_json: bool) -> None:
+            path: str, log_rate: float | None, keepalive: bool, as_json: bool) -> None:
     """Send open-loop HTTP traffic through a router and show success, latency, H-codes."""
     state = backend.require_state()
     from simctl.faults.client import ToxiproxyClient
@@ -89,7 +92,8 @@ def traffic(backend: LocalBackend, rate: float, duration: float, router: str, ho
         raise InvalidInput(f"no edge proxy {router!r} (choose from {edges})")
     scheme = "https" if "tls" in router else "http"
     url = f"{scheme}://{proxies[router].listen}{path}"
-    http = HttpTraffic(url=url, rate=rate, host=host, verify_tls=False)
+    headers = {} if keepalive else {"Connection": "close"}
+    http = HttpTraffic(url=url, rate=rate, host=host, headers=headers, verify_tls=False)
     logs = LogTraffic(url=backend.url_of("logplex"), rate=log_rate) if log_rate else None
     generator = LoadGenerator(http, logs, duration=duration)
     result = asyncio.run(_run(generator, live=not as_json))

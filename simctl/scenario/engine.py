@@ -336,7 +336,7 @@ class _Run:
                 logs_url = f"{self.backend.url_of('logplex')}/logs"
         run_id = f"{self.scenario.id[:40]}-s{self.seed}"
         return LoadSpec(f"{scheme}://{host}:{port}{load.path}", load.host, load.http, logs_url,
-                        load.logs, run_id)
+                        load.logs, run_id, keepalive=load.keepalive)
 
     def _start_load(self) -> None:
         spec = self._load_spec()

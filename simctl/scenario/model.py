@@ -131,6 +131,11 @@ class Load(Model):
     host: Name = Field("web.localhost", description="Host header: picks the app")
     path: Name = "/"
     router: Name = Field("edge.1", description="the edge proxy the requests go through")
+    keepalive: bool = Field(
+        True,
+        description="reuse client connections; false opens a new one (on HTTPS a full TLS "
+        "handshake) for every request",
+    )
 
     @field_validator("path")
     @classmethod

@@ -141,6 +141,7 @@ class LoadSpec:
     logs_rate: float
     run_id: str
     verify_tls: bool = False
+    keepalive: bool = True  # False: every request on a new connection (Connection: close)
 
 
 @dataclass
@@ -172,8 +173,10 @@ class LoadRunner:
             self._retire(old, grace=RETIRE_GRACE)
             self.http_rate = http
             if http > 0:
+                headers = {} if self.spec.keepalive else {"Connection": "close"}
                 traffic = HttpTraffic(self.spec.url, rate=http, host=self.spec.host,
-                                      verify_tls=self.spec.verify_tls, timeout=120.0)
+                                      headers=headers, verify_tls=self.spec.verify_tls,
+                                      timeout=120.0)
                 # A replaced generator lets its requests in flight finish (RETIRE_GRACE),
                 # so a rate change during an incident does not hide slow requests.
                 gen = LoadGenerator(traffic, grace=RETIRE_GRACE)

@@ -84,6 +84,9 @@ def test_up_curl_logs_status_down(env):
         status = sim(env, "status")
         assert status.returncode == 0
         assert "router-1" in status.stdout
+        # HTTPS traffic: one TLS connection per request with --no-keepalive, reused without
+        assert _https_accepted(env, "--no-keepalive") == 20
+        assert _https_accepted(env) <= 3
         # stop/start: the service goes away and comes back as a new process
         assert sim(env, "stop", "dyno-2").returncode == 0
         assert "stopped" in _row(sim(env, "status").stdout, "dyno-2")
@@ -104,6 +107,22 @@ def test_up_curl_logs_status_down(env):
     again = sim(env, "down")
     assert again.returncode == 0
     assert "not running" in again.stdout
+
+
+def _https_accepted(env: dict[str, str], *flags: str) -> int:
+    """Send 20 HTTPS requests with `simctl traffic`; how many connections router-1 took."""
+
+    def accepted() -> int:
+        out = sim(env, "metrics", "router-1", "--grep", "router_connections_accepted").stdout
+        https = 'router_connections_accepted_total{scheme="https"}'
+        line = next(x for x in out.splitlines() if x.startswith(https))
+        return int(float(line.split()[-1]))
+
+    before = accepted()
+    run = sim(env, "traffic", "--router", "edge-tls.1", "-r", "20", "-d", "1", "--json", *flags)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["http"]["ok"] == 20
+    return accepted() - before
 
 
 def _row(table: str, service: str) -> str:

@@ -38,6 +38,8 @@ class RouterCore:
         self.dispatch = Dispatch(timing.dyno_concurrency, timing.backlog_per_dyno)
         self.pool = DynoPool(self.loop, enabled=backend_keepalive)
         self.connections: set[ClientConnection] = set()
+        # Connections accepted, by scheme; on HTTPS once the TLS handshake is done.
+        self.accepted: dict[str, int] = {"http": 0, "https": 0}
         self.table_waiters: set[Waker] = set()
 
     def handle(self, conn: ClientConnection, request: h11.Request | RequestHead) -> Any:
@@ -91,5 +93,6 @@ class RouterCore:
             "log_dropped": self.logs.dropped,
             "log_lost": self.logs.lost,
             "connections": len(self.connections),
+            "accepted": dict(self.accepted),
             "inflight": self.dispatch.inflight(),
         }

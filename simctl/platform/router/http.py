@@ -196,6 +196,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = str(peer[0]) if peer else ""
         self.transport.set_write_buffer_limits(high=WRITE_LIMIT)  # type: ignore[union-attr]
         self.core.connections.add(self)
+        self.core.accepted[self.scheme] += 1
         self.task = self.loop.create_task(self.serve())
 
     def data_received(self, data: bytes) -> None:

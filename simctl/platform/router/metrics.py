@@ -40,6 +40,13 @@ class _StateCollector:
                                   value=state["log_lost"])
         yield GaugeMetricFamily("router_connections", "Open client connections",
                                 value=state["connections"])
+        accepted = CounterMetricFamily(
+            "router_connections_accepted",
+            "Client connections accepted (HTTPS: with the TLS handshake done), by scheme",
+            labels=["scheme"])
+        for scheme, count in sorted(state["accepted"].items()):
+            accepted.add_metric([scheme], count)
+        yield accepted
         yield GaugeMetricFamily("router_inflight", "Requests holding a dyno slot",
                                 value=state["inflight"])
 

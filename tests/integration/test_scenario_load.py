@@ -1,0 +1,69 @@
+"""A scenario's load (LoadRunner): connection reuse follows `load.keepalive`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from simctl.scenario.looper import BackgroundLoop
+from simctl.scenario.traffic import LoadRunner, LoadSpec
+
+OK_KEEP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+OK_CLOSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+
+class CountingServer:
+    """Answers every request 200; honours `Connection: close`; counts connections."""
+
+    def __init__(self, loop: BackgroundLoop) -> None:
+        self.loop = loop
+        self.connections = 0
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests += 1
+                close = b"\r\nconnection: close" in head.lower()
+                writer.write(OK_CLOSE if close else OK_KEEP)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.parametrize("keepalive", [True, False])
+def test_keepalive_false_opens_a_connection_per_request(keepalive: bool) -> None:
+    loop = BackgroundLoop("test-load")
+    server = CountingServer(loop)
+    try:
+        url = loop.run(server.start())
+        spec = LoadSpec(url, "web.localhost", 20.0, None, 0.0, "unit", keepalive=keepalive)
+        runner = LoadRunner(loop, spec)
+        runner.start()
+        time.sleep(1.0)
+        runner.stop()
+        loop.run(server.stop())
+        assert server.requests >= 10
+        if keepalive:
+            assert server.connections <= 3  # one, or a few while requests overlap
+        else:
+            assert server.connections == server.requests
+        assert runner.summary()["http"]["ok"] == server.requests
+    finally:
+        loop.close()
