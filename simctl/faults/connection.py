@@ -137,19 +137,23 @@ class Side(asyncio.Protocol):
 
     def pause_reading(self, reason: str) -> None:
         if not self._pause_reasons:
-            if self.stamped is not None:
-                self.stamped.pause()
-            elif self.transport is not None and not self.closing:
-                self.transport.pause_reading()
+            self._reading(False)
         self._pause_reasons.add(reason)
 
     def resume_reading(self, reason: str) -> None:
         self._pause_reasons.discard(reason)
         if not self._pause_reasons:
-            if self.stamped is not None:
-                self.stamped.resume()
-            elif self.transport is not None and not self.closing:
-                self.transport.resume_reading()
+            self._reading(True)
+
+    def _reading(self, on: bool) -> None:
+        """Start or stop whichever reads this socket: the stamped reader, else the transport."""
+        reader = self.stamped or (None if self.closing else self.transport)
+        if reader is None:
+            return
+        if on:
+            reader.resume_reading()
+        else:
+            reader.pause_reading()
 
     # -- reading with kernel receive times (while the out link has toxics) -------------
 
@@ -169,7 +173,7 @@ class Side(asyncio.Protocol):
             return
         if not self._pause_reasons:
             self.transport.pause_reading()
-            reader.resume()
+            reader.resume_reading()
         self.stamped = reader
 
     def stop_stamped(self) -> None:
@@ -179,8 +183,8 @@ class Side(asyncio.Protocol):
             return
         self.stamped = None
         reader.close()
-        if not self._pause_reasons and self.transport is not None and not self.closing:
-            self.transport.resume_reading()
+        if not self._pause_reasons:
+            self._reading(True)
 
     def _stamped_data(self, data: bytes, arrived: float) -> None:
         if self.out_link is not None:

@@ -73,13 +73,15 @@ class StampedReader:
         self.on_data = on_data  # (data, monotonic time it arrived)
         self.on_end = on_end  # (None at end of stream, or the error)
 
-    def resume(self) -> None:
+    # The transport's names, so that its owner can pause and resume either alike.
+
+    def resume_reading(self) -> None:
         if not self.reading and self.sock.fileno() >= 0:
             self.reading = True
             self.resumed = time.monotonic()
             self.loop.add_reader(self.sock.fileno(), self._readable)
 
-    def pause(self) -> None:
+    def pause_reading(self) -> None:
         if self.reading:
             self.reading = False
             self.loop.remove_reader(self.sock.fileno())
@@ -91,11 +93,11 @@ class StampedReader:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self.pause()
+            self.pause_reading()
             self.on_end(exc)
             return
         if n == 0:
-            self.pause()
+            self.pause_reading()
             self.on_end(None)
             return
         now = time.monotonic()
@@ -111,6 +113,6 @@ class StampedReader:
     def close(self) -> None:
         """Stop reading and give the duplicate descriptor back (the socket stays open)."""
         with contextlib.suppress(Exception):  # the loop may already be closed
-            self.pause()
+            self.pause_reading()
         self.reading = False
         self.sock.close()

@@ -49,7 +49,7 @@ async def test_a_chunk_is_stamped_with_its_arrival_when_the_loop_was_busy() -> N
         asyncio.get_running_loop(), accepted.fileno(), sink.data, sink.end
     )
     try:
-        reader.resume()
+        reader.resume_reading()
         # The kernel switches packet timestamps on for everyone a moment after the first
         # socket asks (deferred work); until then a chunk is stamped when read. So try a
         # few times: once timestamps are on, the stamp is the arrival, not the read.
@@ -83,7 +83,7 @@ async def test_data_that_waited_while_paused_counts_from_the_resume() -> None:
         await asyncio.sleep(0.08)
         assert sink.chunks == []
         resumed = time.monotonic()
-        reader.resume()
+        reader.resume_reading()
         await sink.next()
         assert sink.chunks[0][0] == b"held"
         assert sink.chunks[0][1] >= resumed
@@ -101,7 +101,7 @@ async def test_end_of_stream_and_reset_are_reported() -> None:
             asyncio.get_running_loop(), accepted.fileno(), sink.data, sink.end
         )
         try:
-            reader.resume()
+            reader.resume_reading()
             if reset:
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             client.close()
@@ -120,7 +120,7 @@ async def test_close_gives_back_the_duplicate_and_leaves_the_socket_open() -> No
     reader = stamped.StampedReader(
         asyncio.get_running_loop(), accepted.fileno(), lambda d, t: None, lambda e: None
     )
-    reader.resume()
+    reader.resume_reading()
     assert len(os.listdir("/proc/self/fd")) == before + 1
     reader.close()
     assert len(os.listdir("/proc/self/fd")) == before  # the duplicate is gone
