@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from simctl.faults import stamped
 
 pytestmark = pytest.mark.skipif(not stamped.AVAILABLE, reason="kernel receive timestamps: Linux")
-
-
-def _pair() -> tuple[socket.socket, socket.socket]:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        client = socket.create_connection(server.getsockname())
-        accepted, _ = server.accept()
-    accepted.setblocking(False)
-    return client, accepted
 
 
 class _Sink:
@@ -42,13 +36,32 @@ class _Sink:
         self.event.clear()
 
 
+@contextlib.contextmanager
+def _connection() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair on 127.0.0.1: (the client, the accepted socket, non-blocking)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    accepted.setblocking(False)
+    with client, accepted:
+        yield client, accepted
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[tuple[socket.socket, _Sink, stamped.StampedReader]]:
+    """A client, and a StampedReader (not yet reading) on the socket it talks to."""
+    with _connection() as (client, accepted):
+        sink = _Sink()
+        loop = asyncio.get_running_loop()
+        reader = stamped.StampedReader(loop, accepted.fileno(), sink.data, sink.end)
+        try:
+            yield client, sink, reader
+        finally:
+            reader.close()
+
+
 async def test_a_chunk_is_stamped_with_its_arrival_when_the_loop_was_busy() -> None:
-    client, accepted = _pair()
-    sink = _Sink()
-    reader = stamped.StampedReader(
-        asyncio.get_running_loop(), accepted.fileno(), sink.data, sink.end
-    )
-    try:
+    with _reading() as (client, sink, reader):
         reader.resume_reading()
         # The kernel switches packet timestamps on for everyone a moment after the first
         # socket asks (deferred work); until then a chunk is stamped when read. So try a
@@ -66,19 +79,10 @@ async def test_a_chunk_is_stamped_with_its_arrival_when_the_loop_was_busy() -> N
             if lateness[-1] < 0.02:
                 break
         assert min(lateness) < 0.02, lateness  # not 40 ms later, when it was read
-    finally:
-        reader.close()
-        client.close()
-        accepted.close()
 
 
 async def test_data_that_waited_while_paused_counts_from_the_resume() -> None:
-    client, accepted = _pair()
-    sink = _Sink()
-    reader = stamped.StampedReader(
-        asyncio.get_running_loop(), accepted.fileno(), sink.data, sink.end
-    )
-    try:
+    with _reading() as (client, sink, reader):
         client.sendall(b"held")  # reading is paused (never resumed yet): backpressure
         await asyncio.sleep(0.08)
         assert sink.chunks == []
@@ -87,45 +91,32 @@ async def test_data_that_waited_while_paused_counts_from_the_resume() -> None:
         await sink.next()
         assert sink.chunks[0][0] == b"held"
         assert sink.chunks[0][1] >= resumed
-    finally:
-        reader.close()
+
+
+@pytest.mark.parametrize("reset", [False, True])
+async def test_end_of_stream_and_reset_are_reported(reset: bool) -> None:
+    with _reading() as (client, sink, reader):
+        reader.resume_reading()
+        if reset:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()
-        accepted.close()
-
-
-async def test_end_of_stream_and_reset_are_reported() -> None:
-    for reset in (False, True):
-        client, accepted = _pair()
-        sink = _Sink()
-        reader = stamped.StampedReader(
-            asyncio.get_running_loop(), accepted.fileno(), sink.data, sink.end
-        )
-        try:
-            reader.resume_reading()
-            if reset:
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            client.close()
-            await sink.next()
-            assert len(sink.ended) == 1
-            assert isinstance(sink.ended[0], ConnectionResetError) is reset
-            assert (sink.ended[0] is None) is not reset
-        finally:
-            reader.close()
-            accepted.close()
+        await sink.next()
+        await asyncio.sleep(0.02)  # a reader that kept reading would report again
+        assert len(sink.ended) == 1
+        assert isinstance(sink.ended[0], ConnectionResetError) is reset
+        assert (sink.ended[0] is None) is not reset
 
 
 async def test_close_gives_back_the_duplicate_and_leaves_the_socket_open() -> None:
-    client, accepted = _pair()
-    before = len(os.listdir("/proc/self/fd"))
-    reader = stamped.StampedReader(
-        asyncio.get_running_loop(), accepted.fileno(), lambda d, t: None, lambda e: None
-    )
-    reader.resume_reading()
-    assert len(os.listdir("/proc/self/fd")) == before + 1
-    reader.close()
-    assert len(os.listdir("/proc/self/fd")) == before  # the duplicate is gone
-    client.sendall(b"still open")
-    await asyncio.sleep(0.02)
-    assert accepted.recv(100) == b"still open"
-    client.close()
-    accepted.close()
+    with _connection() as (client, accepted):
+        before = len(os.listdir("/proc/self/fd"))
+        reader = stamped.StampedReader(
+            asyncio.get_running_loop(), accepted.fileno(), lambda d, t: None, lambda e: None
+        )
+        reader.resume_reading()
+        assert len(os.listdir("/proc/self/fd")) == before + 1
+        reader.close()
+        assert len(os.listdir("/proc/self/fd")) == before  # the duplicate is gone
+        client.sendall(b"still open")
+        await asyncio.sleep(0.02)
+        assert accepted.recv(100) == b"still open"
