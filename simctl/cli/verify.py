@@ -166,13 +166,16 @@ def _select(scenarios: tuple[str, ...], all_: bool) -> list[Path]:
 
 def _lint(paths: list[Path], allow_shell: bool) -> list[Selected]:
     """Every problem of every file, printed at once; exit 2 when there is any."""
+    from simctl.runbook.check import CheckContext
     from simctl.runbook.parser import parse_runbook
     from simctl.runbook.steps import argv_for, find_step
     from simctl.scenario import catalog
     from simctl.scenario.loader import lint_scenario
+    from simctl.scenario.precheck import step_findings
 
     problems: list[str] = []
     selected: list[Selected] = []
+    context = None  # what `simctl runbook check` checks against, built once
     for path in paths:
         result = lint_scenario(path, display=catalog.display(path))
         problems.extend(str(issue) for issue in result.issues)
@@ -187,6 +190,13 @@ def _lint(paths: list[Path], allow_shell: bool) -> list[Selected]:
                     argv_for(command, allow_shell)
         except InvalidInput as exc:
             problems.append(f"{catalog.display(path)}: mitigation: {' '.join(str(exc).split())}")
+            continue
+        if context is None:
+            context = CheckContext.discover()
+        found = step_findings(parsed, s.mitigation.runbook_steps, context)
+        problems.extend(f"{catalog.display(path)}: mitigation: step '{step_id}': {finding}"
+                        for step_id, finding in found)
+        if found:
             continue
         selected.append(Selected(path, s, runbook))
     if problems:
