@@ -40,6 +40,9 @@ class RouterCore:
         self.connections: set[ClientConnection] = set()
         # Connections accepted, by scheme; on HTTPS once the TLS handshake is done.
         self.accepted: dict[str, int] = {"http": 0, "https": 0}
+        # TLS handshakes begun (TCP accepted on the HTTPS port); begun minus accepted
+        # ones, less those in progress, is what failed or timed out.
+        self.tls_started = 0
         self.table_waiters: set[Waker] = set()
 
     def handle(self, conn: ClientConnection, request: h11.Request | RequestHead) -> Any:
@@ -94,5 +97,6 @@ class RouterCore:
             "log_lost": self.logs.lost,
             "connections": len(self.connections),
             "accepted": dict(self.accepted),
+            "tls_started": self.tls_started,
             "inflight": self.dispatch.inflight(),
         }

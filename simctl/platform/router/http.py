@@ -187,6 +187,9 @@ class ClientConnection(asyncio.Protocol):
         self.want_keep = False
         self.keep_alive = False
         self.task: asyncio.Task[None] | None = None
+        if scheme == "https":  # made when TCP is accepted, before the TLS handshake
+            core.tls_started += 1
+            self.accepted_at = self.loop.time()
 
     # asyncio callbacks ------------------------------------------------------------------
 
@@ -197,6 +200,8 @@ class ClientConnection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=WRITE_LIMIT)  # type: ignore[union-attr]
         self.core.connections.add(self)
         self.core.accepted[self.scheme] += 1
+        if self.scheme == "https" and self.core.metrics is not None:
+            self.core.metrics.tls_handshake.observe(self.loop.time() - self.accepted_at)
         self.task = self.loop.create_task(self.serve())
 
     def data_received(self, data: bytes) -> None:

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
            30.0, 60.0)
+TLS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 
 
 class _StateCollector:
@@ -47,6 +48,10 @@ class _StateCollector:
         for scheme, count in sorted(state["accepted"].items()):
             accepted.add_metric([scheme], count)
         yield accepted
+        yield CounterMetricFamily(
+            "router_tls_handshakes_started",
+            "TLS handshakes begun (TCP connections accepted on the HTTPS port)",
+            value=state["tls_started"])
         yield GaugeMetricFamily("router_inflight", "Requests holding a dyno slot",
                                 value=state["inflight"])
 
@@ -58,6 +63,10 @@ class RouterMetrics:
         self.duration = Histogram("router_request_duration_seconds",
                                   "Time from request head to the end of the response",
                                   buckets=BUCKETS, registry=registry)
+        self.tls_handshake = Histogram(
+            "router_tls_handshake_seconds",
+            "Time from TCP accept to a completed TLS handshake (failed ones are not observed)",
+            buckets=TLS_BUCKETS, registry=registry)
         self.sync_errors = Counter("router_sync_errors", "Malformed sync records met",
                                    registry=registry)
         self.sync_lag = Gauge("router_sync_lag", "Sync version minus the applied table version",
