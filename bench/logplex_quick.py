@@ -119,7 +119,7 @@ async def l10_dropped(http: aiohttp.ClientSession, drain: str, since: int) -> tu
 async def run(name: str, http: aiohttp.ClientSession, target: str, procs: dict[str, Proc],
               payload: list[bytes], batch: int, rate: float | None, wait: float) -> Result:
     drain = procs["drain"].url
-    async with http.delete(drain + "/messages"):  # each run starts with an empty store
+    async with http.delete(drain + "/messages", json={}):  # each run starts with an empty store
         pass
     cpu = {k: proc.cpu() for k, proc in procs.items()}
     async with http.get(drain + "/stats") as resp:

@@ -158,7 +158,8 @@ def main() -> int:
 
         drain = backend.url_of("drain", drain="main")
         with urllib.request.urlopen(urllib.request.Request(
-                f"{drain}/messages", method="DELETE"), timeout=10):
+                f"{drain}/messages", method="DELETE",
+                headers={"Content-Type": "application/json"}), timeout=10):
             pass  # an empty store: it holds 100,000 messages, as many as the run sends
         before = get_json(f"{drain}/stats")
         line_rate, line_seconds = 20000, 5.0

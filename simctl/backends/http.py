@@ -13,7 +13,8 @@ from simctl.errors import SimctlError, StackStartError
 def call(method: str, url: str, body: Any = None, timeout: float = 5.0) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
+    if data is not None or method != "GET":
+        # the services refuse state changes without it, bodyless ones too (docs/security.md)
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

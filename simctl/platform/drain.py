@@ -34,6 +34,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge
 
 from simctl.platform import logframe
+from simctl.platform.guard import ANY, accepts
 from simctl.platform.logframe import FrameError
 from simctl.platform.service import Service, kv, run_service
 from simctl.platform.timing import HEROKU, PROFILES, Timing, profile
@@ -152,6 +153,7 @@ class DrainService(Service):
             return control.status if control.status >= 300 else 500
         return 200
 
+    @accepts(ANY)  # a drain takes what logplex sends, like a user's endpoint would
     async def _post(self, request: web.Request) -> web.Response:
         self.counts["posts"] += 1
         self.m_posts.inc()

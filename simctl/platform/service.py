@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 
+from simctl.platform.guard import browser_guard_middleware
 from simctl.platform.timing import HEROKU, Timing
 
 
@@ -90,7 +91,8 @@ class Service:
     # lifecycle ---------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=8 * 1024**2)
+        app = web.Application(client_max_size=8 * 1024**2,
+                              middlewares=[browser_guard_middleware()])
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         self.setup(app)

@@ -118,7 +118,7 @@ async def test_duplicate_frame_ids_are_counted(
 
 async def test_clear(drain: DrainService, http: aiohttp.ClientSession) -> None:
     await post(http, drain, frame("a", "b"))
-    async with http.delete(drain.url + "/messages") as resp:
+    async with http.delete(drain.url + "/messages", json={}) as resp:
         assert await resp.json() == {"cleared": 2}
     assert await get(http, drain.url + "/messages") == []
     await post(http, drain, frame("c"))  # same frame id: not a duplicate after a clear
@@ -142,7 +142,7 @@ async def test_control_status_fails_posts(drain: DrainService, http: aiohttp.Cli
     health = await get(http, drain.url + "/health")
     assert health["status"] == "degraded"
     assert "status=503" in health["reason"]
-    async with http.delete(drain.url + "/control") as resp:
+    async with http.delete(drain.url + "/control", json={}) as resp:
         assert (await resp.json())["status"] == 200
     assert await post(http, drain, frame("a"), "f1") == 200
     assert (await get(http, drain.url + "/health"))["status"] == "ok"
@@ -175,7 +175,8 @@ async def test_bad_control_is_400(drain: DrainService, http: aiohttp.ClientSessi
     async with http.post(drain.url + "/control", json=body) as resp:
         assert resp.status == 400
         assert "error" in await resp.json()
-    async with http.post(drain.url + "/control", data=b"{not json") as resp:
+    async with http.post(drain.url + "/control", data=b"{not json",
+                         headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400
     assert await get(http, drain.url + "/control") == {"delay_ms": 0, "status": 200,
                                                        "fail_ratio": 0.0}

@@ -114,12 +114,13 @@ async def test_control_shows_sets_and_resets(start_dyno, http):
     async with http.get(f"{dyno.url}/control") as resp:
         assert await resp.json() == shown
     assert await metric(http, dyno, 'dyno_behaviour{behaviour="error"}') == 1
-    async with http.delete(f"{dyno.url}/control") as resp:
+    async with http.delete(f"{dyno.url}/control", json={}) as resp:
         assert await resp.json() == {"behaviour": "normal"}
     assert await metric(http, dyno, 'dyno_behaviour{behaviour="error"}') == 0
     assert await metric(http, dyno, 'dyno_behaviour{behaviour="normal"}') == 1
     for data in (b"{nope", b'{"behaviour": "explode"}', b""):
-        async with http.post(f"{dyno.url}/control", data=data) as resp:
+        async with http.post(f"{dyno.url}/control", data=data,
+                             headers={"Content-Type": "application/json"}) as resp:
             assert resp.status == 400
             error = (await resp.json())["error"]
             assert error
@@ -212,7 +213,7 @@ async def test_memory_grows_to_the_cap_and_is_released(start_dyno, http):
         assert (await timed_get(http, f"{dyno.url}/"))[0] == 200
     assert dyno.memory.held == 20 * MB
     assert await metric(http, dyno, "dyno_memory_held_bytes") == 20 * MB
-    async with http.delete(f"{dyno.url}/control"):
+    async with http.delete(f"{dyno.url}/control", json={}):
         pass
     assert dyno.memory.held == 0
 
@@ -257,7 +258,7 @@ async def test_slow_boot_applies_to_the_next_start_through_the_state_file(
         assert resp.status == 503
     async with http.get(f"{second.url}/control") as resp:
         assert (await resp.json())["behaviour"] == "slow_boot"
-    async with http.delete(f"{second.url}/control"):
+    async with http.delete(f"{second.url}/control", json={}):
         pass
     assert not state.exists()
     # Closing while requests wait (boot hold, latency) is prompt.

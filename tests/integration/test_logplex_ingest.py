@@ -137,7 +137,8 @@ async def test_bad_admin_calls(logplex: LogplexService, http: aiohttp.ClientSess
     async with http.post(logplex.url + path, json=body) as resp:
         assert resp.status == status
         assert "error" in await resp.json()
-    async with http.post(logplex.url + "/admin/rods/deny_tail_sessions", data=b"{") as resp:
+    async with http.post(logplex.url + "/admin/rods/deny_tail_sessions", data=b"{",
+                         headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400
     rods = await (await http.get(logplex.url + "/admin/rods")).json()
     assert rods == {"rods": {"deny_drain_forwarding": False, "deny_tail_sessions": False,

@@ -23,7 +23,7 @@ async def _get_json(url: str) -> dict:
 
 
 async def _post_json(url: str) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as http, http.post(url) as resp:
+    async with aiohttp.ClientSession() as http, http.post(url, json={}) as resp:
         return resp.status, await resp.json()
 
 

@@ -52,7 +52,7 @@ async def test_operations_append_records(sync: SyncService, http: aiohttp.Client
         async with http.post(sync.url + path, json=body) as resp:
             assert resp.status == 200, await resp.text()
             assert await resp.json() == {"version": version}
-    async with http.delete(f"{sync.url}/apps/api") as resp:
+    async with http.delete(f"{sync.url}/apps/api", json={}) as resp:
         assert resp.status == 200
     snap = sync.snapshot()
     assert snap["version"] == 7
@@ -76,7 +76,8 @@ async def test_operations_append_records(sync: SyncService, http: aiohttp.Client
 ])
 async def test_bad_operations(sync: SyncService, http: aiohttp.ClientSession, method: str,
                               path: str, body: object, status: int, message: str) -> None:
-    async with http.request(method, sync.url + path, json=body) as resp:
+    async with http.request(method, sync.url + path, json=body,
+                            headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == status
         answer = await resp.json()
     assert message in answer["error"]
@@ -84,7 +85,8 @@ async def test_bad_operations(sync: SyncService, http: aiohttp.ClientSession, me
 
 
 async def test_body_must_be_json(sync: SyncService, http: aiohttp.ClientSession) -> None:
-    async with http.post(f"{sync.url}/apps/web/maintenance", data=b"{nope") as resp:
+    async with http.post(f"{sync.url}/apps/web/maintenance", data=b"{nope",
+                         headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"] == "body must be JSON"
 
@@ -152,7 +154,7 @@ async def test_poison_goes_in_the_stream_not_the_snapshot(
 
 
 async def test_poison_without_body(sync: SyncService, http: aiohttp.ClientSession) -> None:
-    async with http.post(f"{sync.url}/poison") as resp:
+    async with http.post(f"{sync.url}/poison", json={}) as resp:
         assert resp.status == 200
         assert (await resp.json())["kind"] == "json"
 

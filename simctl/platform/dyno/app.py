@@ -41,6 +41,7 @@ from simctl.platform.dyno.responses import (
     filler,
     write_bytes,
 )
+from simctl.platform.guard import unguarded
 from simctl.platform.service import Service, kv
 from simctl.platform.shipper import LogShipper
 from simctl.platform.timing import HEROKU, Timing
@@ -286,6 +287,7 @@ class DynoService(Service):
 
     # the app -----------------------------------------------------------------------
 
+    @unguarded  # app traffic: any method, any body, from anywhere the router lets in
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from simctl.platform import logframe
+from simctl.platform.guard import ANY, accepts
 from simctl.platform.logframe import FrameError, LogMessage
 from simctl.platform.logplex.config import APP, DrainSpec, parse_drains
 from simctl.platform.logplex.http_drain import HttpDrain, output_frames
@@ -156,6 +157,7 @@ class LogplexService(Service):
         self.log.debug(kv(at="ingest_rejected", reason=reason, status=status))
         return web.Response(status=status, text=text + "\n", headers=headers or None)
 
+    @accepts(ANY)  # answers a wrong Content-Type with its own counted 415
     async def _ingest(self, request: web.Request) -> web.Response:
         if self.rods.active(DENY_LOGS_INGRESS):
             return self._reject("denied", 503, "Logs ingress denied (control rod)")
