@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Make this machine able to run `simctl up --backend compose` (Debian, run as root):
-#   1. install docker.io, docker-compose and debootstrap with apt-get when missing;
-#   2. start dockerd in the background when `docker info` fails (log: /tmp/dockerd.log);
-#   3. build the base image simctl-base:bookworm with debootstrap when it does not exist
+#   1. install docker.io, docker-compose and debootstrap with apt-get when missing
+#      (and python3-venv when .venv must be made and Python has no ensurepip);
+#   2. make .venv with the docker extra (scripts/setup.sh docker) unless $SIMCTL already
+#      runs and the Docker SDK imports: checked before the long steps, not after them;
+#   3. start dockerd in the background when `docker info` fails (log: /tmp/dockerd.log);
+#   4. build the base image simctl-base:bookworm with debootstrap when it does not exist
 #      (there is no image registry here, so no image can be pulled);
-#   4. `simctl stack build --base simctl-base:bookworm` (wheelhouse + image simctl:latest).
+#   5. `simctl stack build --base simctl-base:bookworm` (wheelhouse + image simctl:latest).
 # Safe to run again: every step is skipped when already done. Each step prints its time.
-# Env: SIMCTL_BASE_IMAGE (default simctl-base:bookworm), DEBIAN_MIRROR, SIMCTL_SKIP_BUILD=1.
+# Env: SIMCTL_BASE_IMAGE (default simctl-base:bookworm), DEBIAN_MIRROR, SIMCTL_SKIP_BUILD=1,
+#      SIMCTL (default .venv/bin/simctl: another simctl is used as it is, never installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${SIMCTL_BASE_IMAGE:-simctl-base:bookworm}
@@ -24,10 +28,27 @@ missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ ! -x .venv/bin/python ] && ! python3 -c "import ensurepip" >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "   installing: ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+done_step
+
+step "python environment ($SIMCTL with the docker extra)"
+if [ "$SIMCTL" = ".venv/bin/simctl" ]; then
+    if [ -x .venv/bin/simctl ] && .venv/bin/python -c "import simctl, docker" >/dev/null 2>&1; then
+        echo "   exists"
+    else
+        echo "   scripts/setup.sh docker"
+        bash scripts/setup.sh docker
+    fi
+elif ! "$SIMCTL" --version >/dev/null 2>&1; then
+    echo "error: SIMCTL=$SIMCTL does not run" >&2
+    exit 1
 fi
 done_step
 
