@@ -11,7 +11,9 @@ from rich.text import Text
 
 from simctl.errors import EXIT_FAILED, EXIT_INVALID
 from simctl.runbook.check import CheckContext, check_runbook
+from simctl.runbook.model import Step
 from simctl.runbook.parser import parse_runbook
+from simctl.runbook.shell_guard import allow_shell_callback
 from simctl.runbook.steps import DEFAULT_TIMEOUT, StepResult, run_step
 from simctl.scenario import catalog
 
@@ -65,11 +67,18 @@ def show(runbook_ref: str) -> None:
     console.print(Text(f"sections: {', '.join(h.title for h in book.headings) or '-'}"))
     table = Table("step", "section", "line", "runs", "commands")
     for step in book.steps:
-        runs = "simctl" if step.executable else "needs --allow-shell"
+        runs = _runs(step)
         commands = "\n".join(c.text for c in step.commands) or "-"
         table.add_row(Text(step.id or ""), Text(step.section or "-"), str(step.line), runs,
                       Text(commands))
     console.print(table)
+
+
+def _runs(step: Step) -> str:
+    """How a step runs, for people: never "simctl" for one that simctl refuses to run."""
+    if step.refused_commands:
+        return "refused (RB013)"
+    return "simctl" if step.executable else "needs --allow-shell"
 
 
 @runbook.command()
@@ -100,7 +109,7 @@ def check(runbooks: tuple[str, ...]) -> None:
 @click.argument("runbook_ref", metavar="RUNBOOK")
 @click.option("--step", "steps", multiple=True, required=True, metavar="ID",
               help="The step to run (repeatable: run in order, stop at the first failure).")
-@click.option("--allow-shell", is_flag=True,
+@click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Also run steps with non-simctl commands (through /bin/sh -c).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT,
               show_default=True, help="Seconds each command may take.")

@@ -42,6 +42,7 @@ from simctl.errors import (
     InvalidInput,
     SimctlError,
 )
+from simctl.runbook.shell_guard import allow_shell_callback
 
 
 @dataclass
@@ -284,7 +285,7 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
 @click.option("--backend", "backend_name", type=click.Choice(["local", "compose"]),
               default="local", show_default=True,
               help="Backend of the stack verify starts (a running stack keeps its own).")
-@click.option("--allow-shell", is_flag=True,
+@click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Let runbook steps run non-simctl commands (through /bin/sh).")
 @click.option("--control", type=click.Choice(["no-faults", "no-mitigation"]), default=None,
               help="Control run: leave out the faults (symptoms must not appear) or the "

@@ -12,6 +12,8 @@
     RB010  a step id is malformed (or a block has two)
     RB011  a step has no command
     RB012  the front matter id does not match the file name
+    RB013  a step runs a simctl command that could grant itself the shell (``runbook run``,
+           ``verify``, ``toxiproxy serve``, or ``--allow-shell``): simctl never runs it
 
 Warnings do not make the check fail; every other rule does.
 """
@@ -46,6 +48,7 @@ RULES = {
     "RB010": "malformed step id",
     "RB011": "step without commands",
     "RB012": "id does not match the file name",
+    "RB013": "step could grant itself the shell",
 }
 WARNINGS = {"RB009"}
 
@@ -228,6 +231,10 @@ def _check_steps(runbook: Runbook, context: CheckContext, add: Any) -> None:
                 first_seen[block.id] = block.line
             if not block.commands:
                 add(block.line, "RB011", f"step '{block.id}' has no command")
+            for command in block.refused_commands:
+                add(command.line, "RB013",
+                    f"step '{block.id}': '{_short(command.text)}' {command.refused}; a step "
+                    "may not run it, with or without --allow-shell")
             shell = block.shell_commands
             if shell:
                 add(shell[0].line, "RB009",

@@ -14,7 +14,9 @@
     ```
 
 A step whose every command is ``simctl ...`` is *executable*: simctl runs it without a
-shell. Any other command makes the step need ``--allow-shell``.
+shell. Any other command makes the step need ``--allow-shell``. A simctl command that could
+grant itself the shell (``runbook run``, ``verify``, ``--allow-shell``) is never run
+(simctl.runbook.shell_guard).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Command:
     argv: tuple[str, ...] | None  # shlex.split of the text; None when it does not split
     is_simctl: bool  # starts with `simctl` and uses no shell syntax
     error: str | None = None  # why it does not split
+    refused: str | None = None  # why a step may never run it (runbook.shell_guard)
 
     @property
     def needs_shell(self) -> bool:
@@ -63,12 +66,16 @@ class Step:
 
     @property
     def executable(self) -> bool:
-        """Every command is a simctl command: it runs without a shell."""
-        return all(c.is_simctl for c in self.commands)
+        """Every command is a simctl command a step may run: it runs without a shell."""
+        return all(c.is_simctl and c.refused is None for c in self.commands)
 
     @property
     def shell_commands(self) -> list[Command]:
         return [c for c in self.commands if c.needs_shell]
+
+    @property
+    def refused_commands(self) -> list[Command]:
+        return [c for c in self.commands if c.refused is not None]
 
 
 @dataclass(frozen=True)

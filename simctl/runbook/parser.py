@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from simctl.errors import InvalidInput
 from simctl.runbook.model import SECTIONS, Command, FrontMatter, Heading, Problem, Runbook, Step
+from simctl.runbook.shell_guard import self_granting
 from simctl.scenario.errors import format_path
 from simctl.scenario.yaml_positions import YamlSyntaxError, load_with_positions
 
@@ -49,7 +50,9 @@ def classify(text: str, line: int) -> Command:
         first = text.split()[0] if text.split() else ""
         return Command(line, text, None, first == "simctl", f"cannot split the line: {exc}")
     shell = any(tok and set(tok) <= _SHELL_SYNTAX for tok in tokens)
-    return Command(line, text, argv, argv[:1] == ("simctl",) and not shell)
+    is_simctl = argv[:1] == ("simctl",) and not shell
+    return Command(line, text, argv, is_simctl,
+                   refused=self_granting(argv) if is_simctl else None)
 
 
 def _commands(content: str, first_line: int, language: str) -> tuple[Command, ...]:

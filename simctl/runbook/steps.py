@@ -3,8 +3,9 @@
 ``simctl ...`` lines are split with shlex and run as ``sys.executable -m simctl ...`` (the
 same installation), never through a shell. Other lines run only with ``allow_shell=True``,
 through ``/bin/sh -c``. Everything is checked before anything runs: an unknown step id, a
-line that does not split, or a shell line without permission raises InvalidInput and
-runs nothing.
+line that does not split, a shell line without permission, or a simctl command that could
+grant itself the shell (simctl.runbook.shell_guard) raises InvalidInput and runs nothing.
+Commands of a step run without the shell inherit ``SIMCTL_SHELL_DENIED=1``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from simctl.errors import InvalidInput
 from simctl.runbook.model import Command, Runbook, Step
 from simctl.runbook.parser import parse_runbook
+from simctl.runbook.shell_guard import ENV as SHELL_DENIED
+from simctl.runbook.shell_guard import refuse_if_denied
 from simctl.scenario.errors import did_you_mean
 
 DEFAULT_TIMEOUT = 300.0
@@ -26,6 +29,10 @@ DEFAULT_TIMEOUT = 300.0
 
 class StepNeedsShell(InvalidInput):
     """The step has non-simctl commands and the shell was not allowed."""
+
+
+class StepRefused(InvalidInput):
+    """The step has a simctl command that could grant itself the shell."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class StepResult:
 
 
 def argv_for(command: Command, allow_shell: bool) -> list[str]:
+    if command.refused is not None:
+        raise StepRefused(f"line {command.line}: '{command.text}' {command.refused}: a runbook "
+                          "step may not run it (it could grant itself the shell)")
     if command.is_simctl and command.argv is not None:
         return [sys.executable, "-m", "simctl", *command.argv[1:]]
     if command.is_simctl:
@@ -98,6 +108,7 @@ def run_step(
     Returns a StepResult whether the commands succeed or not; raises InvalidInput (and
     runs nothing) when the step is unknown or cannot run as asked.
     """
+    refuse_if_denied(allow_shell)
     if not isinstance(runbook, Runbook):
         runbook = parse_runbook(runbook)
     step = find_step(runbook, step_id)
@@ -105,6 +116,8 @@ def run_step(
         raise InvalidInput(f"{runbook.path}: step '{step_id}' has no command")
     plan = [(command, argv_for(command, allow_shell)) for command in step.commands]
     environment = {**os.environ, **(env or {})}
+    if not allow_shell:
+        environment[SHELL_DENIED] = "1"
     result = StepResult(runbook.path, step_id, step.section)
     for index, (command, argv) in enumerate(plan):
         outcome = _run(command, argv, environment, timeout, cwd)

@@ -398,6 +398,12 @@ def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
             if isinstance(step, str) and step not in ids:
                 ctx.add(("mitigation", "runbook_steps", i),
                         f"no step '{step}' in {reference}{did_you_mean(step, ids)}")
+            found = runbook.step(step) if isinstance(step, str) else None
+            for command in found.refused_commands if found else []:
+                ctx.add(("mitigation", "runbook_steps", i),
+                        f"step '{step}' of {reference}, line {command.line}: "
+                        f"'{command.text}' {command.refused}; a runbook step may not run it "
+                        "(RB013)")
     alerts = data.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         return

@@ -75,6 +75,18 @@ EXPECTED = {
         "{f}:2: RB012 id 'some-other-runbook' does not match the file name 'id-mismatch.md' "
         "(expected 'id-mismatch')",
     ],
+    "self-granting": [
+        "{f}:21: RB013 step 'nested-run': 'simctl runbook run runbooks/self-granting.md --step "
+        "shell...' passes --allow-shell; a step may not run it, with or without --allow-shell",
+        "{f}:25: RB013 step 'nested-verify': 'simctl --toxiproxy-url http://127.0.0.1:1 verify "
+        "slow-drain' runs scenarios and their runbooks' commands; a step may not run it, with "
+        "or without --allow-shell",
+        "{f}:30: RB013 step 'nested-no-shell': 'simctl runbook run runbooks/self-granting.md "
+        "--step list-...' runs another runbook's commands; a step may not run it, with or "
+        "without --allow-shell",
+        "{f}:36: RB009 warning: step 'shell-touch' runs non-simctl commands ('touch "
+        "\"$SIMCTL_TEST_MARKER\"'), so it runs only with --allow-shell",
+    ],
     "run-steps": [
         "{f}:38: RB006 'simctl inject web.1 no-such-toxic': simctl inject: Invalid value for "
         "'TYPE': unknown toxic type 'no-such-toxic' (choose from: bandwidth, latency, "

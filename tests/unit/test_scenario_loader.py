@@ -143,6 +143,11 @@ EXPECTED = {
         "{f}:12:19: mitigation.runbook_steps[0]: no step 'disable-slow-drian' in "
         "runbooks/logplex-drain-backlog.md; did you mean 'disable-slow-drain'?",
     ],
+    "self-granting-step": [
+        "{f}:12:32: mitigation.runbook_steps[1]: step 'nested-run' of runbooks/self-granting.md, "
+        "line 21: 'simctl runbook run runbooks/self-granting.md --step shell-touch "
+        "--allow-shell' passes --allow-shell; a runbook step may not run it (RB013)",
+    ],
     "unknown-service": [
         "{f}:7:24: faults[0].process.service: unknown service 'loglex'; did you mean "
         "'logplex'?",
