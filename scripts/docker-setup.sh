@@ -13,6 +13,7 @@
 #      SIMCTL (default .venv/bin/simctl: another simctl is used as it is, never installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$PATH:/usr/sbin:/sbin"  # dockerd and debootstrap live there; a user's PATH may lack it
 BASE=${SIMCTL_BASE_IMAGE:-simctl-base:bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SIMCTL=${SIMCTL:-.venv/bin/simctl}
