@@ -19,6 +19,7 @@ EXIT_STACK = 3
 EXIT_API = 4
 EXIT_UNREACHABLE = 5
 EXIT_ADDRESS_IN_USE = 6
+EXIT_MONITOR_UNREACHABLE = 7
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -55,3 +56,9 @@ class ToxiproxyUnreachable(SimctlError):
 
 class AddressInUse(SimctlError):
     exit_code = EXIT_ADDRESS_IN_USE
+
+
+class MonitorUnreachable(SimctlError):
+    """No Prometheus API (the stack's monitor, or a Prometheus) answered at the URL."""
+
+    exit_code = EXIT_MONITOR_UNREACHABLE

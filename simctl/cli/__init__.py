@@ -86,6 +86,14 @@ def _register() -> None:
     for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)
+    _register_views()
+
+
+def _register_views() -> None:
+    from simctl.cli import views  # dashboard, web
+
+    for command in views.COMMANDS:
+        main.add_command(command)
 
 
 _register()

@@ -1,0 +1,192 @@
+"""`simctl dashboard`: the panels of docs/dashboards.md in a terminal, refreshed every second.
+
+A Textual app: a summary line always on top, one panel at a time below (keys 1-8, left and
+right), the key list in the footer. It reads only what `Collector` fetches (snapshot.py).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from simctl.views.snapshot import Chart, Collector, Snapshot, since_text
+
+# (pane id, tab label, charts shown in it)
+PANES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("overview", "1 Overview", ()),
+    ("traffic", "2 Traffic", ("requests", "success")),
+    ("latency", "3 Latency", ("latency",)),
+    ("hcodes", "4 H-codes", ("hcodes",)),
+    ("drains", "5 Drains", ("drains",)),
+    ("sync", "6 Sync", ("sync",)),
+    ("alerts", "7 Alerts", ()),
+    ("logs", "8 Router log", ()),
+)
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    return f"{text} {unit}".strip() if unit != "%" else f"{text}%"
+
+
+def summary(snap: Snapshot) -> Text:
+    """The always-visible line: targets up, rate, success, p99, H-codes, firing alerts."""
+    up = sum(t.up for t in snap.health)
+    text = Text()
+    text.append(f"up {up}/{len(snap.health)}", "green" if up == len(snap.health) else "bold red")
+    rate = snap.chart("requests").series
+    ok = snap.chart("success").series
+    p99 = [s for s in snap.chart("latency").series if s.name == "p99"]
+    text.append(f"  {_fmt(rate[0].last if rate else None, 'req/s')}")
+    text.append(f"  ok {_fmt(ok[0].last if ok else None, '%')}")
+    text.append(f"  p99 {_fmt(p99[0].last if p99 else None, 'ms')}")
+    codes = [(s.name, s.last) for s in snap.chart("hcodes").series if s.last]
+    if codes:
+        text.append("  " + " ".join(f"{n} {_fmt(v, '/min')}" for n, v in codes), "yellow")
+    firing = snap.firing
+    if firing:
+        text.append(f"  FIRING: {', '.join(a.name for a in firing)}", "bold white on red")
+    else:
+        text.append("  no alert firing", "green")
+    for error in snap.errors[:1]:
+        text.append(f"  ! {error}", "red")
+    return text
+
+
+class Dashboard(App[None]):
+    """The live dashboard; `collector` is closed when the app ends."""
+
+    TITLE = "simctl dashboard"
+    CSS = """
+    Screen { overflow: hidden; }
+    #summary { height: 1; padding: 0 1; }
+    #panes, #panes ContentSwitcher, TabPane { height: 1fr; }
+    TabPane { padding: 0; }
+    PlotextPlot { height: 1fr; }
+    DataTable { height: 1fr; }
+    #overview-row { height: 1fr; }
+    #health-table { width: 40%; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("1", "show(0)", "panels", key_display="1-8"),
+        *[Binding(str(i + 1), f"show({i})", show=False) for i in range(1, len(PANES))],
+        Binding("right", "step(1)", "next", key_display="→"),
+        Binding("left", "step(-1)", "previous", key_display="←"),
+        Binding("p", "pause", "pause"),
+    ]
+
+    def __init__(self, collector: Collector, interval: float = 1.0, subtitle: str = "") -> None:
+        super().__init__()
+        self.collector = collector
+        self.interval = interval
+        self.paused = False
+        self.snapshot: Snapshot | None = None
+        self.refreshes = 0
+        self._busy = False
+        self.sub_title = subtitle
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("waiting for the first refresh...", id="summary")
+        with TabbedContent(id="panes"):
+            for pane_id, label, charts in PANES:
+                with TabPane(label, id=pane_id):
+                    yield from self._pane(pane_id, charts)
+        yield Footer()
+
+    def _pane(self, pane_id: str, charts: tuple[str, ...]) -> ComposeResult:
+        if pane_id == "overview":
+            with Horizontal(id="overview-row"):
+                yield DataTable(id="health-table", cursor_type="none")
+                yield DataTable(id="overview-alerts", cursor_type="none")
+        elif pane_id == "alerts":
+            yield DataTable(id="alerts-table", cursor_type="none")
+        elif pane_id == "logs":
+            yield Log(id="log-lines", max_lines=400)
+        else:
+            with Vertical():
+                for key in charts:
+                    yield PlotextPlot(id=f"chart-{key}")
+
+    def on_mount(self) -> None:
+        self.query_one("#health-table", DataTable).add_columns("job", "instance", "up")
+        for table_id in ("#overview-alerts", "#alerts-table"):
+            self.query_one(table_id, DataTable).add_columns(
+                "alert", "state", "since", "severity", "runbook", "summary")
+        self.set_interval(self.interval, self.refresh_data)
+        self.call_later(self.refresh_data)
+
+    async def on_unmount(self) -> None:
+        await self.collector.close()
+
+    def action_show(self, index: int) -> None:
+        self.query_one(TabbedContent).active = PANES[index][0]
+
+    def action_step(self, delta: int) -> None:
+        ids = [p[0] for p in PANES]
+        current = ids.index(self.query_one(TabbedContent).active or ids[0])
+        self.action_show((current + delta) % len(ids))
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        self.sub_title = "paused (p resumes)" if self.paused else ""
+
+    async def refresh_data(self) -> None:
+        """Fetch and draw one snapshot; a slow fetch is never overlapped by the next one."""
+        if self.paused or self._busy:
+            return
+        self._busy = True
+        try:
+            snap = await self.collector.collect()
+            self.apply(snap)
+        finally:
+            self._busy = False
+
+    def apply(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        self.refreshes += 1
+        self.query_one("#summary", Static).update(summary(snap))
+        health = self.query_one("#health-table", DataTable)
+        health.clear()
+        for t in snap.health:
+            health.add_row(t.job, t.instance, Text("up", "green") if t.up else Text("DOWN", "red"))
+        for table_id in ("#overview-alerts", "#alerts-table"):
+            table = self.query_one(table_id, DataTable)
+            table.clear()
+            for a in snap.alerts:
+                style = "bold red" if a.state == "firing" else "yellow"
+                table.add_row(Text(a.name, style), Text(a.state, style),
+                              since_text(a.since, snap.at), a.severity, a.runbook, a.summary)
+        for chart in snap.charts:
+            self._draw(chart, snap.at)
+        log = self.query_one("#log-lines", Log)
+        log.clear()
+        log.write_lines(f"{line.router}: {line.line}" for line in snap.logs)
+
+    def _draw(self, chart: Chart, now: float) -> None:
+        widget = self.query_one(f"#chart-{chart.key}", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(f"{chart.title} ({chart.unit})" if chart.unit else chart.title)
+        plt.xlabel("seconds ago")
+        plt.xlim(-self.collector.span, 0)
+        drawn = False
+        for series in chart.series:
+            points = [(t - now, v) for t, v in series.points if v is not None]
+            if points:
+                plt.plot([p[0] for p in points], [p[1] for p in points], label=series.name)
+                drawn = True
+        if not drawn:
+            plt.text("no data", 0, 0)
+        widget.refresh()
+
