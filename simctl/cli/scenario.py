@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simctl.errors import EXIT_INVALID
+from simctl.errors import EXIT_FAILED, EXIT_INVALID
 from simctl.scenario import catalog
 from simctl.scenario.describe import describe, undo
 from simctl.scenario.loader import LintResult, lint_scenario
@@ -74,7 +74,8 @@ def list_() -> None:
 def lint(scenarios: tuple[str, ...]) -> None:
     """Validate scenario files (ids or paths; default: all), printing every error.
 
-    Exits 2 when any file is invalid.
+    Exits 2 when any file is invalid, 1 when the files are valid but a warning holds
+    (a symptom that already holds in steady state).
     """
     paths = _paths(scenarios)
     if not paths:
@@ -83,7 +84,13 @@ def lint(scenarios: tuple[str, ...]) -> None:
     results = [_lint(p) for p in paths]
     if any(r.issues for r in results):
         _fail(results)
-    click.echo(f"{len(results)} scenario file(s) valid")
+    warnings = [w for r in results for w in r.warnings]
+    for warning in warnings:
+        click.echo(str(warning))
+    click.echo(f"{len(results)} scenario file(s) valid"
+               + (f", {len(warnings)} warning(s)" if warnings else ""))
+    if warnings:
+        sys.exit(EXIT_FAILED)
 
 
 @scenario.command()

@@ -50,7 +50,7 @@ from simctl.errors import InvalidInput, SimctlError
 from simctl.faults.client import ToxiproxyClient
 from simctl.runbook.parser import parse_runbook
 from simctl.runbook.steps import StepResult, argv_for, find_step, run_step
-from simctl.scenario import catalog, interrupts
+from simctl.scenario import catalog, interrupts, symptom_timing
 from simctl.scenario.actions import Actions, Applied
 from simctl.scenario.describe import describe, undo
 from simctl.scenario.events import ERROR, FAILED, OK, SKIPPED, Event, EventLog, Listener
@@ -82,8 +82,11 @@ class EngineOptions:
     allow_shell: bool = False  # let runbook steps run non-simctl commands
     # A control experiment proves a scenario cannot rubber-stamp: "no-faults" runs it
     # without its faults (the symptoms must not appear), "no-mitigation" without its
-    # runbook steps (recovery must not happen). Either way the run is expected to fail.
+    # runbook steps (recovery must not happen), "each-fault" / "each-step" without one
+    # fault / one step (simctl.scenario.controls). Either way the run is expected to fail.
     control: str | None = None
+    without_faults: frozenset[int] = frozenset()  # indexes in Scenario.timeline()
+    without_steps: frozenset[str] = frozenset()  # runbook step ids
 
 
 @dataclass
@@ -93,9 +96,20 @@ class SymptomCheck:
     within: float
     seen_at: float | None = None  # seconds from t = 0
     last: Reading | None = None
+    follows: int | None = None  # timeline index of the fault it is watched from
+    throughout: float | None = None  # must hold at every evaluation for this long
+    while_: int | None = None  # must hold at every evaluation while this fault is applied
+    hold_since: float | None = None  # monotonic start of the current run of holds
+
+    @property
+    def mode(self) -> str:
+        if self.throughout is not None:
+            return f"throughout {self.throughout:g}s"
+        return "while" if self.while_ is not None else "once"
 
     def as_dict(self) -> dict[str, Any]:
         return {"item": self.item, "probe": self.probe.text, "within": self.within,
+                "mode": self.mode,
                 "seen_at": None if self.seen_at is None else round(self.seen_at, 3),
                 "last": None if self.last is None else self.last.describe()}
 
@@ -189,6 +203,8 @@ class _Run:
         self.applied: list[Applied] = []
         self.t0: float | None = None  # monotonic start of the fault phase
         self.first_fault: float | None = None
+        self.applied_at: dict[int, float] = {}  # timeline index -> monotonic time applied
+        self.ended_at: dict[int, float] = {}  # timeline index -> undone by its `for`
         self.mitigation_start: float | None = None
         self.timeline: list[tuple[float, int, str, Any]] = []
         self._faults_event: Event | None = None
@@ -372,6 +388,7 @@ class _Run:
             obs = self._observe()
             readings = self._readings(probes, obs, start)
             if all(r.holds for r in readings):
+                self._symptoms_not_yet(obs, start, event)
                 self.log.finish(event, OK, "\n".join(r.describe() for r in readings)
                                 or "no steady-state probes")
                 return
@@ -382,17 +399,100 @@ class _Run:
                                         f"{self.options.steady_timeout:g}s: " + "; ".join(failing))
             self._sleep(tick + self.options.interval - time.monotonic())
 
+    def _symptoms_not_yet(self, obs: Any, start: float, event: Event) -> None:
+        """A symptom that already holds before any fault cannot show the incident
+        (docs/scenarios.md, "When a symptom is seen"): fail, unless its item says
+        ``baseline_ok: true``."""
+        probes = [p for item in self.scenario.symptoms if not item.baseline_ok
+                  for p in item.expect]
+        early = [r for r in self._readings(probes, obs, start) if r.holds]
+        if early:
+            lines = [f"symptom already holds in steady state: {r.describe()}" for r in early]
+            self.log.finish(event, FAILED, "\n".join(lines))
+            raise _Stop(FAILED_RUN, "; ".join(lines) + " (a guard that may hold before the "
+                                    "fault needs 'baseline_ok: true')")
+
     # -- faults and symptoms -----------------------------------------------------------
+
+    def _symptom_checks(self) -> list[SymptomCheck]:
+        timeline = self.scenario.timeline()
+        checks = []
+        for i, item in enumerate(self.scenario.symptoms):
+            follows = symptom_timing.followed_fault(self.scenario, item)
+            during = None
+            if item.while_ is not None:
+                fault = self.scenario.fault_named(item.while_)
+                during = next((k for k, f in enumerate(timeline) if f is fault), None)
+            checks.extend(SymptomCheck(i, probe, item.within, follows=follows,
+                                       throughout=item.throughout, while_=during)
+                          for probe in item.expect)
+        return checks
+
+    def _watch_from(self, check: SymptomCheck, now: float) -> float | None:
+        """When the fault the check follows was applied; for a fault a control run left
+        out, when it would have been (so the control still watches for the symptom)."""
+        assert self.t0 is not None
+        index = check.follows
+        if index is None:
+            return self.t0
+        if index in self.applied_at:
+            return self.applied_at[index]
+        if index in self.options.without_faults or self.options.control == "no-faults":
+            due = self.t0 + self.scenario.timeline()[index].at
+            return due if now >= due else None
+        return None
+
+    def _while_over(self, check: SymptomCheck, now: float, others_seen: bool) -> bool:
+        """The fault of a `while` check is over: undone by its `for` (or due to be, in a
+        control run without it), or, without `for`, every other symptom was seen."""
+        assert self.t0 is not None
+        assert check.while_ is not None
+        fault = self.scenario.timeline()[check.while_]
+        if fault.for_ is None:
+            return others_seen
+        if check.while_ in self.ended_at:
+            return True
+        return check.while_ not in self.applied_at and now >= self.t0 + fault.at + fault.for_
+
+    def _judge(self, check: SymptomCheck, obs: Any, elapsed: float, others_seen: bool) -> None:
+        """One evaluation of one symptom; sets ``seen_at``, or raises when a `while`
+        symptom stops holding."""
+        start = self._watch_from(check, obs.now)
+        if start is None:
+            return
+        check.last = evaluate(check.probe, obs, self._window(obs.now, start))
+        if check.throughout is None and check.while_ is None:
+            seen = check.last.holds and elapsed <= check.within
+        elif not check.last.holds:
+            check.hold_since = None
+            if check.while_ is not None:
+                name = describe(self.scenario.timeline()[check.while_])
+                raise _Stop(FAILED_RUN, f"symptom stopped holding at t={elapsed:.1f}s while "
+                                        f"'{name}' was applied: {check.last.describe()}")
+            seen = False
+        else:
+            check.hold_since = obs.now if check.hold_since is None else check.hold_since
+            held = obs.now - check.hold_since
+            if check.throughout is not None:
+                seen = held >= check.throughout and elapsed <= check.within
+            else:
+                seen = (held >= self.options.min_span and elapsed <= check.within
+                        and self._while_over(check, obs.now, others_seen))
+        if seen:
+            check.seen_at = elapsed
+            self.log.instant(check.probe.text, "symptom", OK, check.last.describe(),
+                             item=check.item, seen_at=round(elapsed, 3), mode=check.mode)
 
     def _faults_and_symptoms(self) -> None:
         self.t0 = t0 = time.monotonic()
-        faults = [] if self.options.control == "no-faults" else self.scenario.timeline()
+        left_out = self.options.without_faults
+        faults = [] if self.options.control == "no-faults" else [
+            (i, f) for i, f in enumerate(self.scenario.timeline()) if i not in left_out]
         self._faults_total = len(faults)
-        self.timeline = [(t0 + f.at, i, "apply", f) for i, f in enumerate(faults)]
+        self.timeline = [(t0 + f.at, i, "apply", f) for i, f in faults]
         self._faults_event = self._phase("faults", count=len(faults))
         symptoms_event = self._phase("symptoms")
-        checks = [SymptomCheck(i, probe, item.within)
-                  for i, item in enumerate(self.scenario.symptoms) for probe in item.expect]
+        checks = self._symptom_checks()
         self.result.symptoms = checks
         while True:
             tick = time.monotonic()
@@ -401,18 +501,18 @@ class _Run:
             self._advance_timeline()
             self._check_abort(obs)
             elapsed = obs.now - t0
-            window = self._window(obs.now, t0)
-            for check in checks:
-                if check.seen_at is not None:
-                    continue
-                check.last = evaluate(check.probe, obs, window)
-                if check.last.holds and elapsed <= check.within:
-                    check.seen_at = elapsed
-                    self.log.instant(check.probe.text, "symptom", OK, check.last.describe(),
-                                     item=check.item, seen_at=round(elapsed, 3))
+            others_seen = all(c.seen_at is not None for c in checks if c.while_ is None or
+                              self.scenario.timeline()[c.while_].for_ is not None)
+            try:
+                for check in checks:
+                    if check.seen_at is None:
+                        self._judge(check, obs, elapsed, others_seen)
+            except _Stop as stop:
+                self.log.finish(symptoms_event, FAILED, stop.reason)
+                raise
             missed = [c for c in checks if c.seen_at is None and elapsed > c.within]
             if missed:
-                lines = [f"{c.probe.text} not seen within {c.within:g}s (last: "
+                lines = [f"{c.probe.text} not seen{_held(c)} within {c.within:g}s (last: "
                          f"{c.last.describe() if c.last else 'never evaluated'})" for c in missed]
                 self.log.finish(symptoms_event, FAILED, "\n".join(lines))
                 raise _Stop(FAILED_RUN, "symptom not reproduced: " + "; ".join(lines))
@@ -443,6 +543,7 @@ class _Run:
                 self._apply(payload, order)
             else:
                 self._undo(payload, reason="for")
+                self.ended_at[order] = time.monotonic()
 
     def _apply(self, fault: FaultBase, order: int) -> None:
         """Plan (read the state to restore), record the undo, then act: a signal in the
@@ -466,6 +567,7 @@ class _Run:
                                    f"{' '.join(str(exc).split())}") from None
         if self.first_fault is None:
             self.first_fault = time.monotonic()
+        self.applied_at[order] = time.monotonic()
         self.log.finish(event, OK, applied.output)
         if fault.for_ is not None and applied.undo is not None:
             self.timeline.append((self.t0 + fault.at + fault.for_, order, "undo", applied))
@@ -501,6 +603,10 @@ class _Run:
         if self.options.control == "no-mitigation":
             self.log.finish(event, OK, "control run: the runbook's steps are left out")
             return
+        if self.options.without_steps:
+            steps = [s for s in steps if s not in self.options.without_steps]
+            self.log.instant("control", "phase", OK, "control run: left out "
+                             + ", ".join(sorted(self.options.without_steps)))
         if not steps:
             self.log.finish(event, OK, "no runbook steps")
             return
@@ -655,6 +761,10 @@ class _Run:
         self.log.finish(event, FAILED, "\n".join(found + [f"cleaned: {c}" for c in cleaned]))
         if r.status == PASSED:
             r.status, r.reason = FAILED_RUN, "residue after rollback: " + "; ".join(found)
+
+
+def _held(check: SymptomCheck) -> str:
+    return "" if check.mode == "once" else f" holding {check.mode}"
 
 
 def _step_output(outcome: StepResult) -> str:

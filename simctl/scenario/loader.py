@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Tag, ValidationError
 
 from simctl.errors import InvalidInput
-from simctl.scenario import references
+from simctl.scenario import references, symptom_timing
 from simctl.scenario.errors import Issue, ScenarioError, did_you_mean, format_path
 from simctl.scenario.model import ACTION_KEYS, FaultBase, Scenario
 from simctl.scenario.yaml_positions import Positions, YamlSyntaxError, load_with_positions
@@ -34,6 +34,7 @@ class LintResult:
     path: Path
     scenario: Scenario | None
     issues: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)  # only for a valid file
 
     @property
     def ok(self) -> bool:
@@ -80,10 +81,17 @@ def lint_text(
     except YamlSyntaxError as exc:
         return LintResult(path, None, [Issue(name, exc.pos.line, exc.pos.col, "<document>",
                                              f"invalid YAML: {exc.message}")])
+    # A file that is no scenario at all (a path mistyped, /etc/shadow...) gets one line
+    # that says what kind of file it is and quotes none of it.
     if not isinstance(data, dict):
-        got = "an empty file" if data is None else _describe(data)
-        return LintResult(path, None, [Issue(name, 1, 1, "<document>",
+        got = "an empty file" if data is None else _kind(data)
+        return LintResult(path, None, [Issue(name, 1, 1, "<document>", "not a scenario file: "
                                              f"expected a mapping of scenario keys, got {got}")])
+    known = set(_allowed_keys(Scenario))
+    if not any(key in known for key in data):
+        return LintResult(path, None, [Issue(
+            name, 1, 1, "<document>", f"not a scenario file: none of its {len(data)} top-level "
+            "key(s) is a scenario key (id, title, runbook, faults, symptoms, ...)")])
     issues: list[Issue] = []
     scenario: Scenario | None = None
     try:
@@ -93,7 +101,13 @@ def lint_text(
     if check_references:
         issues.extend(_reference_issues(data, positions, path, name, stack, runbooks, root))
     issues = sorted(set(issues), key=lambda i: (i.line, i.col, i.path, i.message))
-    return LintResult(path, scenario if not issues else None, issues)
+    if issues or scenario is None:
+        return LintResult(path, None, issues)
+    warnings = []
+    for where, message in symptom_timing.baseline_warnings(scenario):
+        pos = positions.nearest(where)
+        warnings.append(Issue(name, pos.line, pos.col, format_path(where), message))
+    return LintResult(path, scenario, [], warnings)
 
 
 def load_scenario(path: str | Path, **options: Any) -> Scenario:
@@ -214,6 +228,13 @@ _EXPECTED = {
 }
 
 
+def _kind(value: Any) -> str:
+    """What a value is, without quoting it."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping"}
+    return kinds.get(type(value), type(value).__name__)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -248,7 +269,7 @@ def _fault_action(loc: tuple[Any, ...], item: Any, positions: Positions
         second = (*loc, actions[1])
         return [(loc, f"a fault has exactly one action, found {len(actions)}: "
                       f"{', '.join(actions)} (use one fault item per action)", at(second, True))]
-    unknown = [key for key in item if key not in ("at", "for")]
+    unknown = [key for key in item if key not in ("at", "for", "name")]
     if unknown:
         return [((*loc, key), f"unknown action '{key}'{did_you_mean(key, ACTION_KEYS)}",
                  at((*loc, key), True)) for key in unknown]
@@ -269,7 +290,7 @@ def _allowed_keys(model: type[BaseModel] | None) -> list[str]:
         return []
     keys = [f.alias or n for n, f in model.model_fields.items()]
     if issubclass(model, FaultBase):
-        keys = ["at", "for", *ACTION_KEYS]
+        keys = ["at", "for", "name", *ACTION_KEYS]
     return keys
 
 

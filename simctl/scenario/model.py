@@ -286,6 +286,8 @@ class TailAction(Model):
 class FaultBase(Model):
     at: Duration = Field(description="when, from the start of the fault phase")
     for_: Duration | None = Field(None, alias="for", description="undo it after this long")
+    name: Name | None = Field(None, description="names the fault for a symptom's 'after' "
+                                                "or 'while'")
     kind: ClassVar[str]
 
     @property
@@ -380,8 +382,27 @@ Fault = Annotated[
 
 
 class Symptom(Model):
+    """Probes that prove the incident is reproduced, watched from the fault they follow
+    (docs/scenarios.md, "When a symptom is seen")."""
+
     within: Duration = Field(description="deadline, from the start of the fault phase")
     expect: list[Probe] = Field(min_length=1)
+    after: Name | None = Field(None, description="the fault (its 'name') the probes are "
+                                                 "watched from; default the last fault")
+    throughout: Duration | None = Field(None, description="the probes must hold at every "
+                                                          "evaluation for this long")
+    while_: Name | None = Field(None, alias="while", description="the probes must hold at "
+                                "every evaluation while this fault (its 'name') is applied")
+    baseline_ok: bool = Field(False, description="the probes may already hold in the steady "
+                                                 "state (a guard such as 'HTTP stays healthy')")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> Symptom:
+        if self.throughout is not None and self.while_ is not None:
+            raise PydanticCustomError("symptom_mode", "give 'throughout' or 'while', not both")
+        if self.throughout is not None and self.throughout <= 0:
+            raise PydanticCustomError("symptom_mode", "'throughout' must be more than 0s")
+        return self
 
 
 class Mitigation(Model):
@@ -436,6 +457,9 @@ class Scenario(Model):
         """What recovery must show: its own probes, else the steady state."""
         return list(self.recovery.expect if self.recovery.expect is not None
                     else self.steady_state)
+
+    def fault_named(self, name: str) -> FaultBase | None:
+        return next((f for f in self.faults if f.name == name), None)
 
     def timeline(self) -> list[FaultBase]:
         """Faults in the order they apply: by ``at``, ties in file order."""

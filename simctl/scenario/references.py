@@ -16,7 +16,7 @@ from typing import Any
 
 from simctl.errors import InvalidInput
 from simctl.faults.toxics import REGISTRY
-from simctl.scenario import catalog, expressions
+from simctl.scenario import catalog, expressions, symptom_timing
 from simctl.scenario.errors import did_you_mean
 from simctl.scenario.model import ACTION_KEYS, parse_duration
 
@@ -113,6 +113,7 @@ def check(data: Any, ctx: Context) -> list[Finding]:
         _check_faults(data, ctx)
         for path, text in _probe_strings(data):
             _check_probe(path, text, ctx)
+    symptom_timing.check(data, ctx.add)
     _check_runbook(data, ctx)
     return ctx.findings
 

@@ -71,7 +71,8 @@ def test_the_journal_has_every_phase_and_action_with_times_and_status() -> None:
         ("fault", "toxic latency on web.1"), ("symptom", 'http.count{code="H12"} > 0'),
         ("step", "heal-web-1")]
     assert journal["symptoms"] == [{"item": 0, "probe": 'http.count{code="H12"} > 0',
-                                    "within": 10.0, "seen_at": 2.5, "last": None}]
+                                    "within": 10.0, "mode": "once", "seen_at": 2.5,
+                                    "last": None}]
     assert (journal["time_to_symptoms"], journal["time_to_recovery"]) == (2.5, 1.25)
     json.dumps(journal)  # serialisable as is
 

@@ -71,7 +71,7 @@ def test_show_json() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["id"] == "slow-drain"
-    assert data["faults"] == [{"at": "5s", "for": None, "toxic": {
+    assert data["faults"] == [{"at": "5s", "for": None, "name": None, "toxic": {
         "proxy": "drain.main", "type": "bandwidth", "stream": "upstream", "toxicity": 1.0,
         "attributes": {"rate": 4}, "name": None}}]
     assert data["load"]["http"] == "50/s"
@@ -149,3 +149,16 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("list", "show", "lint", "schema"):
         assert command in result.output
+
+
+def test_a_symptom_that_holds_in_steady_state_fails_lint() -> None:
+    result = run("scenario", "lint", "scenarios/warning/symptom-in-steady-state.yaml")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("scenarios/warning/symptom-in-steady-state.yaml:15:9: "
+                               "symptoms[0].expect[0]: warning: 'http.count{code=\"H12\"} == 0' "
+                               "already holds in steady state")
+    assert "symptoms[0].expect[1]: warning: 'http.success_ratio >= 0.99'" in lines[1]
+    assert "baseline_ok: true" in lines[0]
+    assert "http.error_ratio" not in result.stdout  # its item is marked baseline_ok
+    assert lines[-1] == "1 scenario file(s) valid, 2 warning(s)"

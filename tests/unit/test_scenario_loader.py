@@ -110,7 +110,8 @@ EXPECTED = {
         "{f}:19:9: timing: expected 'fast' or 'heroku', got a string 'slow'",
     ],
     "not-a-mapping": [
-        "{f}:1:1: <document>: expected a mapping of scenario keys, got a list",
+        "{f}:1:1: <document>: not a scenario file: expected a mapping of scenario keys, got "
+        "a list",
     ],
     "two-actions": [
         "{f}:8:5: faults[0]: a fault has exactly one action, found 2: toxic, proxy "
@@ -229,7 +230,8 @@ def test_missing_file_is_an_issue_not_a_traceback() -> None:
 def test_empty_file() -> None:
     result = lint_text("", Path("empty.yaml"))
     assert [str(i) for i in result.issues] == [
-        "empty.yaml:1:1: <document>: expected a mapping of scenario keys, got an empty file"]
+        "empty.yaml:1:1: <document>: not a scenario file: expected a mapping of scenario keys, "
+        "got an empty file"]
 
 
 def test_unsafe_yaml_tag_is_refused() -> None:
@@ -357,3 +359,26 @@ def test_json_schema_is_produced() -> None:
     assert "for" in toxic
     assert toxic["at"]["type"] == "string"
     assert props["steady_state"]["items"]["type"] == "string"
+
+
+def test_symptom_timing_names_must_exist_and_windows_fit() -> None:
+    text = """\
+id: timing-refs
+title: t
+runbook: runbooks/logplex-drain-backlog.md
+difficulty: 1
+faults:
+  - {at: 1s, name: slow, toxic: {proxy: web.1, type: latency, attributes: {latency: 10}}}
+  - {at: 2s, name: slow, for: 20s, proxy: {name: web.2}}
+symptoms:
+  - {within: 10s, after: slwo, expect: [http.count > 0]}
+  - {within: 10s, throughout: 12s, expect: [http.count > 0]}
+  - {within: 10s, while: nothing, throughout: 2s, expect: [http.count > 0]}
+"""
+    result = lint_text(text, Path("scenarios/timing-refs.yaml"), runbooks=Path("runbooks"))
+    messages = [f"{i.path}: {i.message}" for i in result.issues]
+    assert "faults[1].name: fault name 'slow' is used twice" in messages
+    assert "symptoms[0].after: no fault named 'slwo'; did you mean 'slow'?" in messages
+    assert "symptoms[1].throughout: throughout 12s cannot end by within 10s" in messages
+    assert "symptoms[2]: give 'throughout' or 'while', not both" in messages
+    assert "symptoms[2].while: no fault named 'nothing'" in " ".join(messages)
