@@ -58,7 +58,7 @@ def real_prometheus(state: ProjectState, folder: Path) -> Iterator[str]:
     binary = shutil.which("prometheus")
     if binary is None:
         if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (scripts/setup-ci-packages.sh installs it)")
+            pytest.fail("prometheus is not installed (scripts/debian-packages.sh installs it)")
         pytest.skip("prometheus is not installed")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},

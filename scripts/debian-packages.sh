@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests need, when missing: chromium and chromium-driver
+# (the web view's browser test), prometheus (a real Prometheus beside the views' tests).
+# Usage: scripts/debian-packages.sh [PACKAGE...] (default: the three above).
+set -euo pipefail
+packages=("$@")
+[ ${#packages[@]} -eq 0 ] && packages=(chromium chromium-driver prometheus)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
