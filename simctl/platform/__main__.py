@@ -16,6 +16,7 @@ SERVICES = {
     "dyno": "simctl.platform.dyno",
     "drain": "simctl.platform.drain",
     "blackhole": "simctl.platform.blackhole",
+    "monitor": "simctl.monitor.service",
 }
 
 
