@@ -13,13 +13,17 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from simctl.backends import procs
+from simctl.apps import stack as apps_stack
+from simctl.apps.config import saved_apps
+from simctl.backends import procs, prometheus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import AddressInUse, InvalidInput, StackStartError
 from simctl.faults.client import ToxiproxyClient
+from simctl.platform.timing import boot_timeout
 from simctl.stack.definition import ServiceSpec, StackDefinition, load
 
 DEFAULT_PROJECT = "simctl"
@@ -37,6 +41,7 @@ class ServiceStatus:
 
 class LocalBackend(ProjectQueries):
     name = "local"
+    prometheus = False  # `up --prometheus`: a real Prometheus too (backends/prometheus.py)
 
     def __init__(
         self,
@@ -47,8 +52,10 @@ class LocalBackend(ProjectQueries):
         toxiproxy_url: str | None = None,
         stack_dir: Path | None = None,
         start_timeout: float = 30.0,
+        apps: list[Any] | None = None,
     ) -> None:
         self.project = check_project(project)
+        self.apps = list(apps or [])  # simctl.apps.config.AppSpec: the project's own apps
         self.timing = timing
         self.port_offset = port_offset
         self.external_toxiproxy = toxiproxy_url
@@ -62,7 +69,10 @@ class LocalBackend(ProjectQueries):
         env = {"SIMCTL_TIMING": self.timing, "SIMCTL_PROJECT": self.project}
         import os
 
-        return load(self.stack_dir, env={**os.environ, **env}, port_offset=self.port_offset)
+        definition = load(self.stack_dir, env={**os.environ, **env},
+                          port_offset=self.port_offset)
+        return apps_stack.apply(definition, self.apps or saved_apps(self.state()),
+                                self.port_offset)
 
 
 
@@ -81,6 +91,7 @@ class LocalBackend(ProjectQueries):
         services = [s for s in definition.services.values() if s.role != "toxiproxy"]
         toxiproxy_spec = next(iter(definition.by_role("toxiproxy")), None)
         self._check_ports(definition, toxiproxy_spec)
+        prometheus_binary = prometheus.check_local(self.port_offset) if self.prometheus else ""
         url = self.external_toxiproxy or _toxiproxy_url(toxiproxy_spec)
         state = ProjectState(
             project=self.project,
@@ -90,8 +101,11 @@ class LocalBackend(ProjectQueries):
             toxiproxy_url=url,
             embedded_toxiproxy=self.external_toxiproxy is None,
             started_at=time.time(),
+            apps=[app.to_dict() for app in self.apps],
         )
         state.save()
+        if self.apps:  # a Procfile process has the platform's boot timeout to bind $PORT
+            self.start_timeout = max(self.start_timeout, boot_timeout(self.timing) + 5)
         self._zygote = procs.Zygote()
         try:
             self._start_fault_plane(state, toxiproxy_spec, definition)
@@ -101,6 +115,8 @@ class LocalBackend(ProjectQueries):
                 state.save()
                 self._wait(state, [s.name for s in wave])
             state.endpoints = _endpoints(definition)
+            if prometheus_binary:  # last: every target answers its first scrape
+                self._start_prometheus(state, prometheus_binary, definition)
             for proc in state.processes.values():
                 app = str(proc.labels.get("app", ""))
                 if proc.role == "dyno" and app and app not in state.templates:
@@ -145,6 +161,14 @@ class LocalBackend(ProjectQueries):
         client = ToxiproxyClient(state.toxiproxy_url, timeout=10)
         client.populate(definition.proxies)
 
+    def _start_prometheus(self, state: ProjectState, binary: str,
+                          definition: StackDefinition) -> None:
+        spec = prometheus.local_spec(state, binary, definition.directory)
+        self._spawn(state, spec)
+        state.save()
+        self._wait(state, [spec.name])
+        state.endpoints.update(spec.labels["endpoints"])
+
     _zygote: procs.Zygote | None = None
 
     def _spawn(self, state: ProjectState, spec: ServiceSpec) -> ProcessState:
@@ -177,6 +201,8 @@ class LocalBackend(ProjectQueries):
         if failed:
             name, report = next(iter(sorted(failed.items())))
             tail = _log_tail(state.processes[name].log)
+            if apps_stack.is_app_dyno(state.processes[name].labels) and tail.startswith("error: "):
+                raise StackStartError(tail.removeprefix("error: "))  # R10, or why it exited
             hint = f"; last log line: {tail}" if tail else ""
             others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise StackStartError(
@@ -339,19 +365,23 @@ class LocalBackend(ProjectQueries):
         name = f"{app}.{index}"
         port = 7400 + index + state.port_offset
         proxy_port = 21400 + index + state.port_offset
+        if apps_stack.is_app_dyno(template.labels):
+            spec, port, proxy_port = apps_stack.scaled_dyno(
+                template.command, template.labels, index, state.port_offset)
         for taken in (port, proxy_port):
             if procs.port_taken(taken):
                 raise AddressInUse(f"port {taken} (dyno {name}) is already in use")
-        command = list(template.command)
-        for flag, value in (("--port", str(port)), ("--name", name)):
-            command[command.index(flag) + 1] = value
-        service = f"dyno-{index}"
-        health = f"http://127.0.0.1:{port}/health"
-        labels = dict(template.labels, dyno=name)
+        if not apps_stack.is_app_dyno(template.labels):
+            command = list(template.command)
+            for flag, value in (("--port", str(port)), ("--name", name)):
+                command[command.index(flag) + 1] = value
+            health = f"http://127.0.0.1:{port}/health"
+            labels = dict(template.labels, dyno=name)
+            spec = ServiceSpec(f"dyno-{index}", command, {}, [], health, "dyno", labels)
         client.create_proxy(name, f"127.0.0.1:{port}", listen=f"127.0.0.1:{proxy_port}")
-        self._spawn(state, ServiceSpec(service, command, {}, [], health, "dyno", labels))
+        self._spawn(state, spec)
         state.save()
-        self._wait(state, [service])
+        self._wait(state, [spec.name])
 
     def _publish_dynos(self, state: ProjectState, client: ToxiproxyClient, app: str,
                        count: int) -> None:

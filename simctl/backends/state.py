@@ -63,6 +63,8 @@ class ProjectState:
     # The first dyno of each app, kept so `scale web=0` can be followed by `scale web=3`.
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     started_at: float = 0.0
+    # The project's own apps (simctl.apps.config.AppSpec as dicts), to rebuild its definition.
+    apps: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False  # false while `up` is still starting things
 
     @property

@@ -128,6 +128,11 @@ def dyno() -> None:
 def dyno_set(backend: LocalBackend, name: str, behaviour: str, params: tuple[str, ...]) -> None:
     """Set DYNO's BEHAVIOUR, e.g. `simctl dyno set web.1 latency -p ms=4000`."""
     body = {"behaviour": behaviour, **_params(params)}
+    from simctl.apps.stack import is_app_dyno
+    from simctl.platform.procfile_dyno import BEHAVIOUR_REFUSED
+
+    if any(is_app_dyno(p.labels) for p in backend.find("dyno", dyno=name)):
+        raise InvalidInput(BEHAVIOUR_REFUSED.format(dyno=name))
     shown = call("POST", f"{backend.url_of('dyno', dyno=name)}/control", body)
     console.print(f"{name}: {shown}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.text import Text
 
 from simctl.backends.local import LocalBackend
 from simctl.cli.options import default_project, project_option
+from simctl.errors import InvalidInput
 from simctl.platform.timing import PROFILES
 from simctl.scenario.interrupts import exit_code_for, signals_as_exceptions
 
@@ -48,18 +50,40 @@ console = Console()
     show_default=True,
     help="Where to run the stack: local processes, or Docker Compose (see docs/docker.md).",
 )
+@click.option(
+    "--app",
+    "app_options",
+    multiple=True,
+    metavar="NAME=PROCFILE_OR_DIR",
+    help="Run your own app: the `web` process of this Procfile (repeatable; docs/apps.md).",
+)
+@click.option("--dynos", type=int, default=None, metavar="N",
+              help="Dynos of each --app (default 3, or the project file's count).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="Project file naming the apps (default: ./simctl.yaml when no --app).")
+@click.option("--allow-shell", is_flag=True,
+              help="Let a Procfile command that needs a shell run with sh -c.")
 @click.pass_obj
-def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> None:
+def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
+       app_options: tuple[str, ...] = (), dynos: int | None = None,
+       config_path: Path | None = None, allow_shell: bool = False) -> None:
     """Start the stack and print its endpoints."""
+    from simctl.apps.config import resolve
+
     external = obj.toxiproxy_url if obj.toxiproxy_url_given else None
+    apps = resolve(app_options, dynos, config_path, Path.cwd(), allow_shell)
     if backend_name == "compose":
         from simctl.backends.compose import ComposeBackend
 
+        if apps:
+            raise InvalidInput("your own apps (--app, simctl.yaml) run on the local backend "
+                               "only; drop --backend compose (docs/apps.md)")
         backend = ComposeBackend(project, timing=timing, port_offset=port_offset,
                                  toxiproxy_url=external)
     else:
         backend = LocalBackend(project, timing=timing, port_offset=port_offset,
-                               toxiproxy_url=external)
+                               toxiproxy_url=external, apps=apps)
     started = time.monotonic()
     try:
         # Ctrl-C or SIGTERM while starting: everything started so far is stopped again.
@@ -69,6 +93,9 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str) -> N
         console.print(f"[red]interrupted[/red]: stack {project!r} was not started "
                       "(everything it had started is stopped)")
         sys.exit(exit_code_for(exc))
+    for app in apps:
+        console.print(f"app {app.name!r}: {app.dynos} dynos of `{app.command}` "
+                      f"({app.procfile})", highlight=False)
     for notice in backend.notices:
         console.print(Text(f"note: {notice}", style="yellow"))
     elapsed = time.monotonic() - started

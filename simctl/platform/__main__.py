@@ -17,6 +17,7 @@ SERVICES = {
     "drain": "simctl.platform.drain",
     "blackhole": "simctl.platform.blackhole",
     "monitor": "simctl.monitor.service",
+    "procfile-dyno": "simctl.platform.procfile_dyno",
 }
 
 

@@ -20,6 +20,7 @@ class Timing:
     quarantine: float = 5.0  # per router, per dyno
     all_quarantined_retry: float = 75.0  # then H99
     boot_wait: float = 75.0  # H20
+    boot_timeout: float = 60.0  # R10: a Procfile web process must bind $PORT by then
     # logplex drains
     drain_connect_timeout: float = 3.0
     drain_request_timeout: float = 5.0
@@ -57,6 +58,11 @@ class Timing:
 HEROKU = Timing()
 FAST = HEROKU.scaled(10, "fast")
 PROFILES = {"heroku": HEROKU, "fast": FAST}
+
+
+def boot_timeout(profile_name: str) -> float:
+    """Seconds a Procfile web process has to bind $PORT (R10) under a profile."""
+    return PROFILES.get(profile_name, HEROKU).boot_timeout
 
 
 def profile(name: str) -> Timing:
