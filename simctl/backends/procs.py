@@ -12,13 +12,15 @@ from pathlib import Path
 
 import psutil
 
+from simctl.backends.state import SERVICE_UMASK, open_private, private_folder
+
 
 def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start a service detached in a new session (it survives the simctl that started it)."""
     if command and command[0] in ("python", "python3"):
         command = [sys.executable, *command[1:]]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    private_folder(log_path.parent)
+    with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log:
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -26,6 +28,7 @@ def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess
             stderr=log,
             env={**os.environ, **env},
             start_new_session=True,
+            umask=SERVICE_UMASK,
         )
 
 
@@ -57,6 +60,7 @@ class Zygote:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            umask=SERVICE_UMASK,  # its children, the services, inherit it
         )
         self._ready = False
 
@@ -75,7 +79,7 @@ class Zygote:
             if self.proc.stdout.readline().strip() != "ready":
                 raise OSError("the service launcher failed to start")
             self._ready = True
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(log_path.parent)
         spec = {"argv": command[1:], "env": env, "log": str(log_path)}
         self.proc.stdin.write(json.dumps(spec) + "\n")
         self.proc.stdin.flush()

@@ -1,7 +1,9 @@
 """A project's state on disk, so `status` and `down` work from any shell.
 
 The folder is $SIMCTL_STATE_DIR/<project> (default ~/.local/state/simctl/<project>):
-state.json (what runs, where, with which pids) and one log file per service.
+state.json (what runs, where, with which pids) and one log file per service. Only the
+user may read them: folders are 0700 and files 0600 (``private_folder``,
+``open_private``), whatever the umask; services start with umask 077 (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -24,6 +26,44 @@ def state_root() -> Path:
         return Path(env)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "simctl"
+
+
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+SERVICE_UMASK = 0o077  # what services create in the state folder is private too
+
+
+def private_folder(path: Path) -> Path:
+    """Create ``path`` 0700, with every missing parent, and tighten it if it exists.
+
+    Parents that already exist are left alone: SIMCTL_STATE_DIR may be a shared folder.
+    """
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+        os.chmod(folder, PRIVATE_FOLDER)  # mkdir's mode is masked by the umask
+    if not missing:
+        os.chmod(path, PRIVATE_FOLDER)
+    return path
+
+
+def open_private(path: Path, flags: int) -> int:
+    """os.open a file 0600 (also one that existed with looser modes); returns the fd."""
+    fd = os.open(path, flags | os.O_CREAT, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, 0600 from the first byte."""
+    tmp = path.with_name(path.name + ".tmp")
+    with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as f:
+        f.write(text)
+    tmp.replace(path)
 
 
 def check_project(name: str) -> str:
