@@ -80,9 +80,19 @@ def main(ctx: click.Context, toxiproxy_url: str) -> None:
 
 
 def _register() -> None:
-    from simctl.cli import faults, operate, runbook, scenario, stack, toxiproxy, traffic, verify
+    from simctl.cli import (
+        alerts,
+        faults,
+        operate,
+        runbook,
+        scenario,
+        stack,
+        toxiproxy,
+        traffic,
+        verify,
+    )
 
-    groups = [faults, stack, operate, traffic, scenario, runbook, verify]
+    groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts]
     for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)
