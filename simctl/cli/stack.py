@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simctl.backends.local import LocalBackend
+from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
 from simctl.errors import InvalidInput
 from simctl.platform.timing import PROFILES
@@ -64,6 +65,7 @@ console = Console()
               help="Project file naming the apps (default: ./simctl.yaml when no --app).")
 @click.option("--allow-shell", is_flag=True,
               help="Let a Procfile command that needs a shell run with sh -c.")
+@up_monitor_option
 @click.pass_obj
 def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
        app_options: tuple[str, ...] = (), dynos: int | None = None,
