@@ -245,3 +245,32 @@ def _series(metric: dict[str, str]) -> str:
 
 
 COMMANDS = [alerts, query]
+
+
+def _up_monitor_option(ctx: click.Context, param: click.Parameter, url: str | None) -> None:
+    """`simctl up`: check the rule file before anything starts; hand the webhook to the
+    monitor (the stack file reads SIMCTL_ALERT_WEBHOOK)."""
+    if ctx.resilient_parsing:
+        return
+    if url:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise click.BadParameter(f"{url!r} is not an http(s) URL with a host")
+        import os  # noqa: PLC0415
+
+        os.environ["SIMCTL_ALERT_WEBHOOK"] = url
+    try:
+        load_rules()
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            click.secho(f"error: {problem}", fg="red", err=True)
+        click.secho("error: the stack was not started (fix the rule file, then "
+                    "`simctl alerts check`)", fg="red", err=True)
+        ctx.exit(exc.exit_code)
+
+
+up_monitor_option = click.option(
+    "--alert-webhook", metavar="URL", default=None, expose_value=False,
+    callback=_up_monitor_option,
+    help="POST Alertmanager-style webhook payloads here when alerts fire or resolve "
+         "(docs/alerts.md).")
