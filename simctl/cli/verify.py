@@ -57,15 +57,29 @@ class Outcome:
     selected: Selected
     result: Any = None  # ScenarioResult
     skipped: str = ""  # why it did not run
+    control: Any = None  # simctl.scenario.controls.Control of a control run
 
     @property
     def journal(self) -> dict[str, Any]:
         from simctl.scenario.journal import scenario_journal, skipped_journal
 
         if self.result is not None:
-            return scenario_journal(self.result)
-        s = self.selected.scenario
-        return skipped_journal(s.id, s.title, self.skipped)
+            journal = scenario_journal(self.result)
+        else:
+            s = self.selected.scenario
+            journal = skipped_journal(s.id, s.title, self.skipped)
+        if self.control is not None:
+            journal["control"] = self.control.as_dict(self.result)
+        return journal
+
+    @property
+    def ok(self) -> bool:
+        """Passed; for a control run, failed the way it must."""
+        if self.result is None:
+            return False
+        if self.control is not None:
+            return self.control.judge(self.result)[0]
+        return bool(self.result.passed)
 
 
 @dataclass
@@ -241,8 +255,11 @@ def _reusable(backend: Any) -> bool:
 
 
 def _summary(console: Console, outcomes: list[Outcome]) -> None:
-    table = Table(title="simctl verify")
+    controls = any(o.control is not None for o in outcomes)
+    table = Table(title="simctl verify" + (" (control runs: each must fail)" if controls else ""))
     table.add_column("scenario", no_wrap=True)
+    if controls:
+        table.add_column("without", overflow="fold")
     table.add_column("result", no_wrap=True)
     table.add_column("symptoms after", justify="right")
     table.add_column("recovered after", justify="right")
@@ -250,17 +267,31 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
     table.add_column("reason", overflow="fold")
     for outcome in outcomes:
         r = outcome.result
+        without = [Text(outcome.control.label)] if outcome.control is not None else []
         if r is None:
-            table.add_row(Text(outcome.selected.scenario.id), Text("skipped", style="yellow"),
-                          "-", "-", "-", Text(outcome.skipped))
+            table.add_row(Text(outcome.selected.scenario.id), *without,
+                          Text("skipped", style="yellow"), "-", "-", "-", Text(outcome.skipped))
             continue
-        style = "green" if r.passed else "red"
+        style = "green" if outcome.ok else "red"
+        reason = r.reason
+        status = r.status
+        if outcome.control is not None:
+            status = f"{r.status} (as it must)" if outcome.ok else r.status
+            reason = reason if outcome.ok else outcome.control.judge(r)[1]
         table.add_row(
-            Text(r.scenario_id), Text(r.status, style=style),
+            Text(r.scenario_id), *without, Text(status, style=style),
             "-" if r.time_to_symptoms is None else f"{r.time_to_symptoms:.1f}s",
             "-" if r.time_to_recovery is None else f"{r.time_to_recovery:.1f}s",
-            f"{r.duration:.1f}s", Text(r.reason))
+            f"{r.duration:.1f}s", Text(reason))
     console.print(table)
+    if controls:
+        good = sum(1 for o in outcomes if o.ok)
+        console.print(f"{good} of {len(outcomes)} control run(s) failed as they must")
+        for o in outcomes:
+            if o.result is not None and o.result.passed:
+                console.print(Text(f"not needed: {o.selected.scenario.id} passes without "
+                                   f"{o.control.label}", style="red"))
+        return
     passed = sum(1 for o in outcomes if o.result is not None and o.result.passed)
     console.print(f"{passed} of {len(outcomes)} scenario(s) passed")
 
@@ -287,9 +318,11 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
               help="Backend of the stack verify starts (a running stack keeps its own).")
 @click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Let runbook steps run non-simctl commands (through /bin/sh).")
-@click.option("--control", type=click.Choice(["no-faults", "no-mitigation"]), default=None,
-              help="Control run: leave out the faults (symptoms must not appear) or the "
-                   "runbook's steps (recovery must not happen); each scenario must then FAIL.")
+@click.option("--control", type=click.Choice(["no-faults", "no-mitigation", "each-fault",
+                                              "each-step"]), default=None,
+              help="Control runs: leave out the faults (symptoms must not appear), the "
+                   "runbook's steps (recovery must not happen), each fault or each step in "
+                   "turn; every run must then FAIL (exit 0 when each did).")
 def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
@@ -320,7 +353,11 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
 
         backend_class = ComposeBackend  # a running compose stack is reused as such
     backend = backend_class(project, timing=wanted_timing, port_offset=port_offset)
-    outcomes = [Outcome(s) for s in selected]
+    if backend_class is LocalBackend:  # a stack verify starts runs ./simctl.yaml's apps
+        from simctl.apps.config import project_apps
+
+        backend.apps = project_apps(allow_shell=allow_shell)
+    outcomes = _outcomes(selected, control)
     started_stack = False
     exit_code = EXIT_OK
     began = time.time()
@@ -368,7 +405,7 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                 if ran:
                     try:
                         _reports(console, ran, junit_path, json_path, began, exit_code,
-                                 project, seed, stack_timing)
+                                 project, seed, stack_timing, control)
                     except OSError as exc:  # the stack must still be stopped
                         click.secho(f"error: cannot write a report: {exc}", fg="red", err=True)
                         exit_code = exit_code or EXIT_FAILED
@@ -383,6 +420,15 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
             if late is not None and exit_code in (EXIT_OK, EXIT_FAILED):
                 exit_code = 128 + late
     sys.exit(exit_code)
+
+
+def _outcomes(selected: list[Selected], control: str | None) -> list[Outcome]:
+    """One run per scenario; with --control, one per control run of each scenario."""
+    from simctl.scenario.controls import expand
+
+    if control is None:
+        return [Outcome(s) for s in selected]
+    return [Outcome(s, control=c) for s in selected for c in expand(s.scenario, control)]
 
 
 def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int | None,
@@ -405,10 +451,15 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
             outcome.skipped = "not run: --fail-fast after a failure"
             continue
         s = outcome.selected
+        if outcome.control is not None:
+            console.print(Text(f"control run ({outcome.control.kind}): {s.scenario.id} without "
+                               f"{outcome.control.label}; it must fail", style="bold yellow"))
         try:
             with progress.spinner():
+                run_options = (outcome.control.options(options) if outcome.control is not None
+                               else options)
                 outcome.result = run_scenario(s.scenario, backend, seed=seed, timing=timing,
-                                              listener=progress, options=options,
+                                              listener=progress, options=run_options,
                                               runbook=s.runbook)
         except KeyboardInterrupt as exc:
             outcome.result = getattr(exc, "result", None)
@@ -416,13 +467,21 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
                 later.skipped = "not run: verify was interrupted"
             raise
         r = outcome.result
-        mark = Text("✔ passed", style="green") if r.passed else Text(f"✘ {r.status}",
-                                                                      style="red")
-        mark.append(f" in {r.duration:.1f}s")
-        if r.reason:
-            mark.append(f": {r.reason}")
+        if outcome.control is not None:
+            ok, why = outcome.control.judge(r)
+            mark = (Text(f"✔ control: {r.status}, as it must", style="green") if ok
+                    else Text(f"✘ control: {why}", style="red"))
+            mark.append(f" in {r.duration:.1f}s")
+            if ok and r.reason:
+                mark.append(f": {r.reason}")
+        else:
+            mark = Text("✔ passed", style="green") if r.passed else Text(f"✘ {r.status}",
+                                                                          style="red")
+            mark.append(f" in {r.duration:.1f}s")
+            if r.reason:
+                mark.append(f": {r.reason}")
         console.print(Text("  ").append(mark), soft_wrap=True)
-        failed = failed or not r.passed
+        failed = failed or not outcome.ok
         last = index == len(outcomes) - 1
         if (not last and not (failed and fail_fast)) or reset_after_last:
             try:
@@ -447,7 +506,7 @@ def _interrupted(console: Console, outcomes: list[Outcome], exc: BaseException) 
 
 def _reports(console: Console, outcomes: list[Outcome], junit_path: str | None,
              json_path: str | None, began: float, exit_code: int, project: str,
-             seed: int | None, timing: str) -> None:
+             seed: int | None, timing: str, control: str | None = None) -> None:
     from simctl.scenario.journal import run_journal, write_json
     from simctl.scenario.junit import write_junit
 
@@ -457,7 +516,7 @@ def _reports(console: Console, outcomes: list[Outcome], junit_path: str | None,
     if json_path:
         write_json(json_path, run_journal(journals, start=began, end=end, status=status,
                                           project=project, seed=seed, timing=timing,
-                                          exit_code=exit_code))
+                                          exit_code=exit_code, control=control))
         console.print(f"journal: {json_path}")
     if junit_path:
         write_junit(junit_path, journals, start=began, duration=end - began)

@@ -30,6 +30,7 @@ from simctl.scenario.events import PHASES
 from simctl.scenario.journal import iso
 
 CLASSNAME = "simctl.scenarios"
+CONTROL_CLASSNAME = "simctl.controls"
 
 
 def _clean(text: str) -> str:
@@ -52,9 +53,22 @@ def _timeline(journal: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _verdict(journal: dict[str, Any]) -> str:
+    """The status JUnit reports: a control run passes when it failed the way it must."""
+    control = journal.get("control")
+    status = str(journal.get("status"))
+    if control is None or status == SKIPPED_RUN:
+        return status
+    return PASSED if control.get("as_expected") else FAILED_RUN
+
+
 def testcase(journal: dict[str, Any]) -> ET.Element:
-    case = ET.Element("testcase", classname=CLASSNAME, name=str(journal["scenario"]),
-                      time=f"{journal.get('duration', 0.0) or 0.0:.3f}")
+    control = journal.get("control")
+    name = str(journal["scenario"])
+    if control is not None:  # one test case per control run, named by what it left out
+        name = f"{name} [control {control['kind']}: without {control['without']}]"
+    case = ET.Element("testcase", classname=CONTROL_CLASSNAME if control else CLASSNAME,
+                      name=name, time=f"{journal.get('duration', 0.0) or 0.0:.3f}")
     if journal.get("start"):
         case.set("timestamp", str(journal["start"]))
     props = ET.SubElement(case, "properties")
@@ -77,8 +91,12 @@ def testcase(journal: dict[str, Any]) -> ET.Element:
     for key in ("time_to_symptoms", "time_to_recovery"):
         if journal.get(key) is not None:
             prop(key, f"{journal[key]:.3f}")
-    status = journal.get("status")
-    reason = _clean(str(journal.get("reason") or status))
+    if control is not None:
+        prop("control", control["kind"])
+        prop("control.without", control["without"])
+        prop("control.as_expected", str(bool(control.get("as_expected"))).lower())
+    status = _verdict(journal)
+    reason = _clean(str((control or {}).get("reason") or journal.get("reason") or status))
     if status == SKIPPED_RUN:
         ET.SubElement(case, "skipped", message=reason)
     elif status in (FAILED_RUN, ABORTED):
@@ -106,10 +124,10 @@ def junit_document(journals: Sequence[dict[str, Any]], *, name: str = "simctl ve
         duration = sum(j.get("duration") or 0.0 for j in journals)
     counts = {
         "tests": str(len(journals)),
-        "failures": str(sum(1 for j in journals if j.get("status") in (FAILED_RUN, ABORTED))),
+        "failures": str(sum(1 for j in journals if _verdict(j) in (FAILED_RUN, ABORTED))),
         "errors": str(sum(1 for j in journals
-                          if j.get("status") not in (PASSED, FAILED_RUN, ABORTED, SKIPPED_RUN))),
-        "skipped": str(sum(1 for j in journals if j.get("status") == SKIPPED_RUN)),
+                          if _verdict(j) not in (PASSED, FAILED_RUN, ABORTED, SKIPPED_RUN))),
+        "skipped": str(sum(1 for j in journals if _verdict(j) == SKIPPED_RUN)),
         "time": f"{duration:.3f}",
     }
     root = ET.Element("testsuites", name=name, **counts)
