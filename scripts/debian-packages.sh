@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests need, when missing: chromium and chromium-driver
-# (the web view's browser test), prometheus (a real Prometheus beside the views' tests).
-# Usage: scripts/debian-packages.sh [PACKAGE...] (default: the three above).
+# (the web view's browser test), prometheus (a real Prometheus beside the views' tests),
+# tmux (the dashboard in a real terminal).
+# Usage: scripts/debian-packages.sh [PACKAGE...] (default: the four above).
 set -euo pipefail
 packages=("$@")
-[ ${#packages[@]} -eq 0 ] && packages=(chromium chromium-driver prometheus)
+[ ${#packages[@]} -eq 0 ] && packages=(chromium chromium-driver prometheus tmux)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \

@@ -1,6 +1,6 @@
 """`simctl dashboard`: the panels of docs/dashboards.md in a terminal, refreshed every second.
 
-A Textual app: a summary line always on top, one panel at a time below (keys 1-8, left and
+A Textual app: two summary lines always on top, one panel at a time below (keys 1-8, left and
 right), the key list in the footer. It reads only what `Collector` fetches (snapshot.py).
 """
 
@@ -38,7 +38,7 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def summary(snap: Snapshot) -> Text:
-    """The always-visible line: targets up, rate, success, p99, H-codes, firing alerts."""
+    """The always-visible lines: targets up, rate, success, p99, H-codes; firing alerts."""
     up = sum(t.up for t in snap.health)
     text = Text()
     text.append(f"up {up}/{len(snap.health)}", "green" if up == len(snap.health) else "bold red")
@@ -51,11 +51,12 @@ def summary(snap: Snapshot) -> Text:
     codes = [(s.name, s.last) for s in snap.chart("hcodes").series if s.last]
     if codes:
         text.append("  " + " ".join(f"{n} {_fmt(v, '/min')}" for n, v in codes), "yellow")
+    text.append("\n")
     firing = snap.firing
     if firing:
-        text.append(f"  FIRING: {', '.join(a.name for a in firing)}", "bold white on red")
+        text.append(f"FIRING: {', '.join(a.name for a in firing)}", "bold white on red")
     else:
-        text.append("  no alert firing", "green")
+        text.append("no alert firing", "green")
     for error in snap.errors[:1]:
         text.append(f"  ! {error}", "red")
     return text
@@ -67,7 +68,7 @@ class Dashboard(App[None]):
     TITLE = "simctl dashboard"
     CSS = """
     Screen { overflow: hidden; }
-    #summary { height: 1; padding: 0 1; }
+    #summary { height: 2; padding: 0 1; }
     #panes, #panes ContentSwitcher, TabPane { height: 1fr; }
     TabPane { padding: 0; }
     PlotextPlot { height: 1fr; }
@@ -180,13 +181,14 @@ class Dashboard(App[None]):
         plt.title(f"{chart.title} ({chart.unit})" if chart.unit else chart.title)
         plt.xlabel("seconds ago")
         plt.xlim(-self.collector.span, 0)
-        drawn = False
+        top = 0.0
         for series in chart.series:
             points = [(t - now, v) for t, v in series.points if v is not None]
             if points:
                 plt.plot([p[0] for p in points], [p[1] for p in points], label=series.name)
-                drawn = True
-        if not drawn:
-            plt.text("no data", 0, 0)
+                top = max(top, *(p[1] for p in points))
+        plt.ylim(0, top * 1.1 if top > 0 else 1)  # from zero, so a rise reads as one
+        if not chart.series:
+            plt.text("no data", -self.collector.span / 2, 0.5)
         widget.refresh()
 

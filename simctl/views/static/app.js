@@ -92,7 +92,7 @@ function drawChart(c, snap) {
   }));
   const layout = { margin: { l: 50, r: 10, t: 5, b: 30 }, showlegend: true,
                    legend: { orientation: "h", y: -0.2 }, yaxis: { rangemode: "tozero" },
-                   xaxis: { range: [new Date((snap.at - snap.span) * 1000),
+                   xaxis: { tickformat: "%H:%M:%S", range: [new Date((snap.at - snap.span) * 1000),
                                     new Date(snap.at * 1000)] },
                    uirevision: c.key };
   Plotly.react(id, traces, layout, { displayModeBar: false, responsive: true });
