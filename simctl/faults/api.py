@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -18,6 +19,9 @@ log = logging.getLogger("simctl.faults.api")
 
 TOXIPROXY_VERSION = "2.12.0"
 JSON = "application/json"
+# The largest legitimate body is a /populate list: 1 MiB holds about 10,000 proxies. A
+# larger body would hold the event loop (and so every proxy) while it is decoded.
+MAX_BODY = 1024**2
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,14 +49,17 @@ def _text(status: int, text: str) -> web.Response:
 
 
 class ToxiproxyApi:
-    def __init__(self, collection: ProxyCollection, metrics: ProxyMetrics) -> None:
+    def __init__(
+        self, collection: ProxyCollection, metrics: ProxyMetrics, body_timeout: float = 15.0
+    ) -> None:
         self.collection = collection
         self.metrics = metrics
+        self.body_timeout = body_timeout  # Toxiproxy's ReadTimeout is 15 s too
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024**2)
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         routes = [
             web.post("/reset", self.reset),
             web.get("/proxies", self.proxy_index, allow_head=False),
@@ -90,8 +97,24 @@ class ToxiproxyApi:
                 response = web.Response(status=405)
             except web.HTTPException as exc:  # e.g. request body too large
                 response = _error(ApiError(exc.reason, exc.status))
+            except Exception as exc:  # a bug: answer in the API's shape, keep serving
+                log.exception("at=error method=%s path=%s", request.method, request.path)
+                response = _error(ApiError(f"internal error: {type(exc).__name__}", 500))
+        if response.status == 408:
+            response.force_close()  # the rest of the body may never come
         response.headers["X-Toxiproxy-Request-Id"] = f"{self._id_prefix}{next(self._ids):08x}"
         return response
+
+    async def _body(self, request: web.Request) -> bytes:
+        """The whole body, or 408 when it does not arrive in time (a trickling client
+        would otherwise hold its connection and a descriptor for ever)."""
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await request.read()
+        except TimeoutError:
+            raise ApiError(
+                f"request body not received within {self.body_timeout:g} s", 408
+            ) from None
 
     # -- proxies -----------------------------------------------------------------------
 
@@ -100,13 +123,14 @@ class ToxiproxyApi:
         return _json({name: proxies[name].to_json() for name in sorted(proxies)})
 
     async def proxy_create(self, request: web.Request) -> web.Response:
-        body = wire.decode(await request.read())
-        proxy = await self.collection.create(body)
-        return _json(proxy.to_json(), 201)
+        body = wire.decode(await self._body(request))
+        # The reply is built inside the create, so a proxy that cannot be shown is not kept.
+        _, reply = await self.collection.create(body, lambda p: _json(p.to_json(), 201))
+        return reply
 
     async def populate(self, request: web.Request) -> web.Response:
         try:
-            body = wire.decode(await request.read())
+            body = wire.decode(await self._body(request))
             proxies, error = await self.collection.populate(body)
         except ApiError as exc:
             proxies, error = None, exc
@@ -122,7 +146,7 @@ class ToxiproxyApi:
 
     async def proxy_update(self, request: web.Request) -> web.Response:
         proxy = self.collection.get(request.match_info["proxy"])
-        body = wire.expect_object(wire.decode(await request.read()), "toxiproxy.Proxy")
+        body = wire.expect_object(wire.decode(await self._body(request)), "toxiproxy.Proxy")
         listen = wire.get_str(body, "listen", proxy.listen, "Proxy.listen")
         upstream = wire.get_str(body, "upstream", proxy.upstream, "Proxy.upstream")
         enabled = wire.get_bool(body, "enabled", proxy.enabled, "Proxy.enabled")
@@ -141,7 +165,7 @@ class ToxiproxyApi:
 
     async def toxic_create(self, request: web.Request) -> web.Response:
         proxy = self.collection.get(request.match_info["proxy"])
-        spec = proxy.toxics.parse(wire.decode(await request.read()))
+        spec = proxy.toxics.parse(wire.decode(await self._body(request)))
         await proxy.toxics.add(spec)
         return _json(spec.to_json())  # 200, not 201, as Toxiproxy does
 
@@ -153,7 +177,7 @@ class ToxiproxyApi:
         proxy = self.collection.get(request.match_info["proxy"])
         name = request.match_info["toxic"]
         proxy.toxics.get(name)  # 404 before looking at the body
-        spec = await proxy.toxics.update(name, wire.decode(await request.read()))
+        spec = await proxy.toxics.update(name, wire.decode(await self._body(request)))
         return _json(spec.to_json())
 
     async def toxic_delete(self, request: web.Request) -> web.Response:

@@ -209,6 +209,8 @@ class Link:
                 # Toxiproxy interrupts the last stub before appending (and it re-rolls).
                 last = self.stubs[-1]
                 await self._interrupt(last)
+                if self.ended:  # the connection closed while we waited
+                    return
                 self._append(spec)
                 self._start(last)
             else:
@@ -231,6 +233,8 @@ class Link:
             if prev is not None:
                 await self._interrupt(prev)
             await self._interrupt(stub)
+            if self.ended:  # end() stopped every task while we waited
+                return
             if spec.kind.closes_on_removal:
                 stub.input.drain()
                 stub.output.put_nowait(EOF)
@@ -265,6 +269,11 @@ class Link:
             self.dest.write(item.data)
 
     def _start(self, stub: Stub) -> None:
+        # Once the connection has ended (end() may run while add, update or remove wait
+        # for an interrupted stub), a new task would wait on a channel nobody feeds, and
+        # be destroyed pending when the connection is collected.
+        if self.ended:
+            return
         stub.task = asyncio.get_running_loop().create_task(self._run(stub))
 
     async def _run(self, stub: Stub) -> None:

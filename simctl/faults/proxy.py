@@ -96,6 +96,8 @@ class Proxy:
                 else (exc.strerror or str(exc))
             )
             raise ApiError(f"listen tcp {address.join(host, port)}: bind: {reason}", 500) from None
+        except (ValueError, UnicodeError) as exc:  # a host getaddrinfo cannot take (NUL, IDNA)
+            raise ApiError(f"listen tcp: lookup {host!r}: {exc}", 500) from None
         sockname = self._server.sockets[0].getsockname()
         self.listen = address.join(sockname[0], sockname[1])
         self.enabled = True

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from simctl.faults import wire
 from simctl.faults.errors import (
@@ -12,16 +13,16 @@ from simctl.faults.errors import (
     PROXY_EXISTS,
     PROXY_NOT_FOUND,
     ApiError,
-    invalid_value,
 )
 from simctl.faults.metrics import ProxyMetrics
+from simctl.faults.names import check_name
 from simctl.faults.proxy import Proxy
 
+T = TypeVar("T")
 
-def check_name(name: str) -> None:
-    if "/" in name:
-        # Toxiproxy creates such a proxy and can never reach it again (section 7, item 13).
-        raise invalid_value("invalid proxy name: must not contain '/'")
+
+def _no_reply(proxy: Proxy) -> None:
+    return None
 
 
 def parse_proxy(body: Any, where: str = "") -> dict[str, Any]:
@@ -55,19 +56,22 @@ class ProxyCollection:
             raise PROXY_NOT_FOUND
         return proxy
 
-    async def create(self, body: Any) -> Proxy:
+    async def create(self, body: Any, reply: Callable[[Proxy], T] = _no_reply) -> tuple[Proxy, T]:
+        """Create a proxy, and its reply; on any error (even while replying) nothing stays."""
         async with self._lock:
-            return await self._create(body)
-
-    async def _create(self, body: Any) -> Proxy:
-        fields = parse_proxy(body)
-        if fields["name"] in self.proxies:
-            raise PROXY_EXISTS
-        proxy = self._new(fields)
-        if fields["enabled"]:
-            await proxy.start()  # a bind failure means the proxy is not added
-        self.proxies[proxy.name] = proxy
-        return proxy
+            fields = parse_proxy(body)
+            if fields["name"] in self.proxies:
+                raise PROXY_EXISTS
+            proxy = self._new(fields)
+            try:
+                if fields["enabled"]:
+                    await proxy.start()  # a bind failure means the proxy is not added
+                self.proxies[proxy.name] = proxy
+                return proxy, reply(proxy)
+            except BaseException:
+                self.proxies.pop(proxy.name, None)
+                await asyncio.shield(proxy.stop())
+                raise
 
     def _new(self, fields: dict[str, Any]) -> Proxy:
         return Proxy(fields["name"], fields["listen"], fields["upstream"], self.seed, self.metrics)

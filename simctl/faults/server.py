@@ -23,10 +23,21 @@ from simctl.errors import AddressInUse, InvalidInput
 from simctl.faults import wire
 from simctl.faults.api import ToxiproxyApi
 from simctl.faults.errors import ApiError
+from simctl.faults.gate import ConnectionGate
 from simctl.faults.metrics import ProxyMetrics
-from simctl.faults.proxy_collection import ProxyCollection
+from simctl.faults.proxy_collection import ProxyCollection, parse_proxy
 
 log = logging.getLogger("simctl.faults")
+
+# API limits (docs/toxics.md, "Hostile input"). A request head must arrive within
+# HEADER_TIMEOUT (idle keep-alive connections close then too), its body within
+# BODY_TIMEOUT; connections beyond MAX_API_CONNECTIONS are reset on accept.
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 15.0
+MAX_API_CONNECTIONS = 256
+# How long the rest of an unread body is read and dropped after an early reply (so the
+# client sees the reply, not a reset); aiohttp's 10 s default would hold a trickler.
+LINGERING_TIME = 2.0
 
 
 def install_uvloop() -> bool:
@@ -65,6 +76,11 @@ def load_config(path: str | Path) -> list[Any]:
         raise InvalidInput(f"{path}: {exc.message}") from None
     if not isinstance(body, list):
         raise InvalidInput(f"{path}: expected a JSON array of proxies")
+    for index, entry in enumerate(body, start=1):
+        try:
+            parse_proxy(entry, f" at proxy {index}")
+        except ApiError as exc:
+            raise InvalidInput(f"{path}: {exc.message}") from None
     return body
 
 
@@ -77,9 +93,17 @@ class ToxiproxyServer:
         proxy_metrics: bool = False,
         runtime_metrics: bool = False,
         config: list[Any] | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        max_api_connections: int = MAX_API_CONNECTIONS,
     ) -> None:
         self.host = host
         self.port = port
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_api_connections = max_api_connections
+        self.gate: ConnectionGate | None = None
+        self._api_server: asyncio.AbstractServer | None = None
         self.metrics = ProxyMetrics(proxy_metrics, runtime_metrics)
         self.collection = ProxyCollection(seed=seed, metrics=self.metrics)
         self.config = config
@@ -91,14 +115,25 @@ class ToxiproxyServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        api = ToxiproxyApi(self.collection, self.metrics)
+        api = ToxiproxyApi(self.collection, self.metrics, self.body_timeout)
+        # keepalive_timeout closes a connection that has not sent a whole request head in
+        # that time, whether it sent nothing, half a head, or is idle between requests.
         runner = web.AppRunner(
-            api.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
+            api.app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=0.5,
+            keepalive_timeout=self.header_timeout,
+            lingering_time=LINGERING_TIME,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+        assert runner.server is not None
+        self.gate = ConnectionGate(runner.server, self.max_api_connections)
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            self._api_server = await loop.create_server(
+                self.gate, self.host, self.port, reuse_address=True, backlog=1024
+            )
         except OSError as exc:
             await runner.cleanup()
             if exc.errno == errno.EADDRINUSE:
@@ -109,11 +144,12 @@ class ToxiproxyServer:
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
             ) from None
         self._runner = runner
-        server = site._server  # the bound port, when 0 was asked for
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        self.port = self._api_server.sockets[0].getsockname()[1]  # when 0 was asked for
         if self.config:
-            proxies, error = await self.collection.populate(self.config)
+            try:
+                proxies, error = await self.collection.populate(self.config)
+            except ApiError as exc:  # a malformed entry (load_config checks files first)
+                proxies, error = [], exc
             if error is not None:
                 await self.stop()
                 raise InvalidInput(f"config: {error.message}")
@@ -121,8 +157,11 @@ class ToxiproxyServer:
 
     async def stop(self) -> None:
         await self.collection.close()
+        api_server, self._api_server = self._api_server, None
+        if api_server is not None:
+            api_server.close()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # closes the API connections
             self._runner = None
 
     async def __aenter__(self) -> ToxiproxyServer:

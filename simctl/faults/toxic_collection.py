@@ -14,6 +14,7 @@ from simctl.faults.errors import (
     TOXIC_NOT_FOUND,
     invalid_value,
 )
+from simctl.faults.names import check_name
 from simctl.faults.toxics import REGISTRY, Toxic
 
 if TYPE_CHECKING:
@@ -113,8 +114,7 @@ class ToxicCollection:
             raise INVALID_TOXIC_TYPE
         if any(t.name == name for t in self._toxics):
             raise TOXIC_EXISTS
-        if "/" in name:
-            raise invalid_value("invalid toxic name: must not contain '/'")
+        check_name(name, "toxic")
         zeros = {a.name: 0 for a in kind.attributes}
         attrs = _decode_attributes(kind, body.get("attributes"), zeros)
         return ToxicSpec(name, kind, stream, stream.lower(), _check_toxicity(toxicity), attrs)

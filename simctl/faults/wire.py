@@ -9,6 +9,7 @@ Go's key order, and writes whole floats without a fraction (Go prints 1, not 1.0
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from simctl.faults.errors import BAD_REQUEST_BODY, ApiError
@@ -27,14 +28,62 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
+# Deliberate limits (docs/toxics.md, "Hostile input"): no Toxiproxy body nests more than
+# three levels, and Python's decoder would otherwise fail deep input with a RecursionError.
+MAX_DEPTH = 32
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _nesting_exceeds(raw: bytes, limit: int) -> bool:
+    """True if the (valid) JSON text nests arrays and objects deeper than `limit`.
+
+    Works on the bytes at C speed: strings removed, brackets only, then each pass strips
+    the innermost pairs (the depth drops by exactly one per pass); a run of n opening
+    brackets left after k passes proves a depth of at least n + k.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", raw).translate(_SQUARE, _NOT_BRACKET)
+    for stripped in range(limit + 1):
+        if not brackets:
+            return False
+        if re.search(rb"\[{%d}" % (limit - stripped + 1), brackets):
+            return True
+        brackets = brackets.replace(b"[]", b"")
+    return bool(brackets)
+
+
+def _check_unicode(value: Any, raw: bytes) -> None:
+    """Refuse strings UTF-8 cannot carry: a lone surrogate (say "\\ud800") would be
+    stored, then break every reply that shows it (GET /proxies answered 500 for good)."""
+    if not _LONE_SURROGATE_ESCAPE.search(raw):
+        return
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BAD_REQUEST_BODY.join("invalid unicode: lone surrogate in a string") from None
+
+
 def decode(raw: bytes) -> Any:
     if not raw.strip():
         raise BAD_REQUEST_BODY.join("EOF")
     try:
-        return json.loads(raw, parse_float=_Float, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_float=_Float, parse_constant=_reject_constant)
+    except RecursionError:
+        value, too_deep = None, True
     except (ValueError, UnicodeDecodeError) as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise BAD_REQUEST_BODY.join(message) from None
+    else:
+        too_deep = _nesting_exceeds(raw, MAX_DEPTH)
+    if too_deep:
+        raise BAD_REQUEST_BODY.join(f"JSON nested deeper than {MAX_DEPTH} levels")
+    _check_unicode(value, raw)
+    return value
 
 
 def go_kind(value: Any, numeric_target: bool = False) -> str:
