@@ -71,7 +71,7 @@ class RouterCore:
                    (b"Connection", b"close")]
         reason = b"URI Too Long" if status == 414 else b"Bad Request"
         conn.write(http.raw_response(status, reason, headers, body))
-        conn.close()
+        conn.close_lingering()
         text = logline.format_line(
             code=CODES["H26"], cause=cause, method=method.decode("latin-1")[:32],
             path=path.decode("latin-1")[:2048], host="", request_id=request_id, fwd=conn.peer,

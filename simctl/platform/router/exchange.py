@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 _HTML = b"text/html; charset=utf-8"
 _REASONS = {400: b"Bad Request", 404: b"Not Found", 414: b"URI Too Long",
-            417: b"Expectation Failed", 502: b"Bad Gateway", 503: b"Service Unavailable"}
+            417: b"Expectation Failed", 502: b"Bad Gateway", 503: b"Service Unavailable",
+            505: b"HTTP Version Not Supported"}
 _NO_CACHE = b"no-cache, no-store"
 _PROBE_POLL = 0.01  # how often a request waiting on a probing dyno looks again
 
@@ -111,6 +112,7 @@ class Exchange:
         hosts: list[bytes] = []
         rid = expect = None
         xff: list[bytes] = []
+        length = False  # Content-Length lists were refused with the raw head (http.py)
         headers = conn.headers
         for name, value in headers:
             if name == b"host":
@@ -123,6 +125,8 @@ class Exchange:
                 expect = value
             elif name == b"transfer-encoding":
                 self.chunked = True
+            elif name == b"content-length":
+                length = True
         self.request_id = http.request_id(rid)
         xff.append(conn.peer.encode())
         self.fwd = b", ".join(xff).decode("latin-1")
@@ -133,6 +137,11 @@ class Exchange:
                 self.app = table.lookup(host_of(hosts[0]))
         if len(hosts) != 1 or not hosts[0].strip():
             raise Failure("H26", "bad header")
+        if req.http_version not in (b"1.1", b"1.0"):
+            raise Failure("H26", "unsupported http version", 505)
+        if length and self.chunked:
+            # RFC 9112 6.1: answer, then close; what follows the body may be a smuggled request
+            conn.want_keep = False
         problem = http.head_problem(req, headers)
         if problem is not None:
             raise Failure("H26", problem[0], problem[1])
@@ -317,6 +326,8 @@ class Exchange:
                     raise Failure("H27") from None
                 raise Failure("H26", "bad chunk" if chunked else "bad request body") from None
             if event is h11.NEED_DATA:
+                if chunked and http.chunk_problem(conn.h11):
+                    raise Failure("H26", "bad chunk")
                 if conn.gone:
                     raise Failure("H27")
                 last = max(last, conn.rx_at)
@@ -428,7 +439,7 @@ class Exchange:
         conn.send_data(body)
         conn.end_response()
         if not complete:
-            conn.close()
+            conn.close_lingering()
         return complete
 
     def _discard_body(self) -> bool:

@@ -33,6 +33,11 @@ MAX_HEADERS = 1000
 READ_LIMIT = 256 * 1024  # unread request bytes buffered before reading pauses
 WRITE_LIMIT = 1024 * 1024  # Heroku's 1 MB response buffer per connection
 FLUSH_AT = 64 * 1024  # response bytes held back to write them at once
+MAX_CHUNK_SIZE = 2**63 - 1  # a chunk size past what a signed 64-bit length holds is refused
+MAX_CHUNK_LINE = 4096  # a chunk-size line (size, extensions) longer than this is refused
+LINGER = 2.0  # seconds at most a refused client's remaining input is read and dropped
+LINGER_QUIET = 0.5  # ... or until it has sent nothing for this long
+LINGER_BYTES = 16 * 1024 * 1024  # ... and at most this much of it
 
 HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate",
@@ -151,6 +156,49 @@ def head_problem(request: h11.Request | RequestHead, headers: list[tuple[bytes, 
     return None
 
 
+def raw_head_problem(data: bytes) -> tuple[str, int] | None:
+    """(message, status hint) when the bytes of a head not yet parsed must be refused.
+
+    h11 accepts bare-LF line ends, merges ``Content-Length: 5, 5`` into one value, and
+    checks the size of a head only while it is incomplete; Vegur takes none of these
+    (docs/architecture.md, router protocol rules). Hints follow h11's: 431 for a head over
+    the limit (core.bad_head makes it 414 for a long request line), else 400.
+    """
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos, MAX_HEAD + 1)
+        if nl < 0:
+            return ("request head too long", 431) if len(data) > MAX_HEAD else None
+        if nl == 0 or data[nl - 1] != 13:  # 13 is CR
+            return "bare LF in request head", 400
+        if nl == pos + 1 and pos > 0:  # the empty line: the head is complete, and small enough
+            return None
+        if data[pos:pos + 15].lower() == b"content-length:" and b"," in data[pos:nl]:
+            return "Content-Length list", 400
+        pos = nl + 1
+
+
+def chunk_problem(conn: h11.Connection) -> bool:
+    """True when h11, reading a chunked body, waits for what can never come.
+
+    h11 looks for CRLF to end a chunk-size line, so a bare LF (or a line that never ends)
+    would hold the request until the client-idle timeout; and it accepts 20 hex digits
+    of size, more than any body can be. Both are Vegur's "bad chunk" at once.
+    """
+    reader = conn._reader  # h11 0.16's ChunkedReader (the version pinned in pyproject)
+    if type(reader).__name__ != "ChunkedReader":
+        return False
+    if reader._bytes_in_chunk > MAX_CHUNK_SIZE:
+        return True
+    if reader._bytes_in_chunk or reader._bytes_to_discard:
+        return False
+    buf = conn.trailing_data[0]
+    nl = buf.find(b"\n")
+    if nl < 0:
+        return len(buf) > MAX_CHUNK_LINE
+    return nl == 0 or buf[nl - 1] != 13
+
+
 def raw_response(status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
                  body: bytes) -> bytes:
     """A whole response, written without h11 (for connections h11 gave up on)."""
@@ -180,6 +228,9 @@ class ClientConnection(asyncio.Protocol):
         self._reading_paused = False
         self._out: list[bytes] = []
         self._out_size = 0
+        self._lingering: asyncio.TimerHandle | None = None
+        self._linger_until = 0.0
+        self._dropped = 0
         self._framing = ""
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_request = False
@@ -205,6 +256,12 @@ class ClientConnection(asyncio.Protocol):
         self.task = self.loop.create_task(self.serve())
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            self._dropped += len(data)
+            self.rx_at = self.loop.time()
+            if self._dropped > LINGER_BYTES:
+                self.transport.abort()  # type: ignore[union-attr]
+            return
         if self._eof_fed:
             return
         self._inbuf += data
@@ -216,12 +273,17 @@ class ClientConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self._lingering is not None:
+            self.transport.close()  # type: ignore[union-attr]
+            return False
         self.waker.wake()
         # keep the write side open (a response may still go out); TLS cannot half-close
         return self.scheme == "http"
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = self.closed = True
+        if self._lingering is not None:
+            self._lingering.cancel()
         self.write_paused = False
         self.waker.wake()
         self.core.connections.discard(self)
@@ -371,9 +433,44 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(data)  # type: ignore[union-attr]
 
     def close(self) -> None:
-        if self.transport is not None and not self.closed:
+        if self.transport is not None and not self.closed and self._lingering is None:
             self.flush()
             self.transport.close()
+
+    def close_lingering(self) -> None:
+        """Close after refusing a request whose rest may still be on its way.
+
+        Closing with unread input makes the kernel send a reset, which destroys the
+        answer before the client reads it; and a proxy in front (the fault plane's, like
+        Toxiproxy) closes both ways on the router's FIN while the client still sends,
+        with the same result. So the answer goes out at once, and what the client still
+        sends is read and dropped until it has been quiet for ``LINGER_QUIET``, closes,
+        or ``LINGER`` has passed (RFC 9112 9.6); only then does the router close.
+        """
+        transport = self.transport
+        if transport is None or self.closed or self._lingering is not None:
+            return
+        self.flush()
+        if self.eof:
+            transport.close()
+            return
+        self._inbuf.clear()
+        now = self.loop.time()
+        self.rx_at = now
+        self._linger_until = now + LINGER
+        self._lingering = self.loop.call_later(LINGER_QUIET, self._linger)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def _linger(self) -> None:
+        now = self.loop.time()
+        quiet_at = self.rx_at + LINGER_QUIET
+        if now >= quiet_at or now >= self._linger_until:
+            self.transport.close()  # type: ignore[union-attr]
+        else:
+            self._lingering = self.loop.call_later(
+                min(quiet_at, self._linger_until) - now, self._linger)
 
     def abort(self) -> None:
         self._out.clear()
@@ -407,6 +504,14 @@ class ClientConnection(asyncio.Protocol):
         finally:
             self.close()
 
+    def _check_raw_head(self) -> None:
+        """Refuse a head h11 would take but Vegur does not (raw_head_problem)."""
+        problem = raw_head_problem(self.h11.trailing_data[0] + self._inbuf)
+        if problem is not None:
+            self.h11.receive_data(bytes(self._inbuf))  # kept for the log line's method and path
+            self._inbuf.clear()
+            raise h11.RemoteProtocolError(problem[0], error_status_hint=problem[1])
+
     async def _read_head(self) -> h11.Request | RequestHead | None:
         """The next request head; None when the client closed or stayed idle too long.
 
@@ -417,6 +522,8 @@ class ClientConnection(asyncio.Protocol):
         start = self.loop.time()
         while True:
             if self.h11_used:
+                if self.h11.their_state is h11.IDLE:  # the head is not parsed yet
+                    self._check_raw_head()
                 event = self.next_event()
             else:
                 event = fasthead.parse(self._inbuf, MAX_HEAD, self.eof)
