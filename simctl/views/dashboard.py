@@ -6,13 +6,14 @@ right), the key list in the footer. It reads only what `Collector` fetches (snap
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, Log, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, RichLog, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from simctl.views.snapshot import Chart, Collector, Snapshot, since_text
@@ -28,6 +29,14 @@ PANES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("alerts", "7 Alerts", ()),
     ("logs", "8 Router log", ()),
 )
+
+
+# Fields that identify a request but crowd a 100-column line; the web view keeps them.
+_NOISE = re.compile(r' (request_id|fwd|host|protocol)=("[^"]*"|\S+)')
+
+
+def compact(line: str) -> str:
+    return _NOISE.sub("", line)
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -112,7 +121,7 @@ class Dashboard(App[None]):
         elif pane_id == "alerts":
             yield DataTable(id="alerts-table", cursor_type="none")
         elif pane_id == "logs":
-            yield Log(id="log-lines", max_lines=400)
+            yield RichLog(id="log-lines", max_lines=400, wrap=True, markup=False)
         else:
             with Vertical():
                 for key in charts:
@@ -169,9 +178,11 @@ class Dashboard(App[None]):
                               since_text(a.since, snap.at), a.severity, a.runbook, a.summary)
         for chart in snap.charts:
             self._draw(chart, snap.at)
-        log = self.query_one("#log-lines", Log)
+        log = self.query_one("#log-lines", RichLog)
         log.clear()
-        log.write_lines(f"{line.router}: {line.line}" for line in snap.logs)
+        for line in snap.logs:
+            style = "red" if "at=error" in line.line else ""
+            log.write(Text(f"{line.router}: {compact(line.line)}", style))
 
     def _draw(self, chart: Chart, now: float) -> None:
         widget = self.query_one(f"#chart-{chart.key}", PlotextPlot)

@@ -105,7 +105,8 @@ async def test_dashboard_pilot_shows_data_and_switches_panels(stack_and_prom) ->
         for key, pane in (("4", "hcodes"), ("8", "logs"), ("2", "traffic"), ("right", "latency")):
             await pilot.press(key)
             assert panes.active == pane
-        log_text = "\n".join(app.query_one("#log-lines").lines)
+        await pilot.pause(0.3)
+        log_text = "\n".join(strip.text for strip in app.query_one("#log-lines").lines)
         assert "router.1: at=info" in log_text or "router.2: at=info" in log_text
         await pilot.press("q")
     assert app.return_code in (0, None)
