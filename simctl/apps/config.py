@@ -137,3 +137,9 @@ def resolve(options: tuple[str, ...], dynos: int | None, config: Path | None,
 def saved_apps(state: Any) -> list[AppSpec]:
     """The apps a running project was started with (none when it is not up)."""
     return [AppSpec.from_dict(raw) for raw in getattr(state, "apps", None) or []]
+
+
+def project_apps(cwd: Path | None = None, allow_shell: bool = True) -> list[AppSpec]:
+    """The apps of ./simctl.yaml, if there is one (what `verify` and `scenario lint` see)."""
+    path = (cwd or Path.cwd()) / PROJECT_FILE
+    return load_project_file(path, allow_shell) if path.is_file() else []

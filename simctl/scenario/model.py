@@ -442,6 +442,17 @@ class Scenario(Model):
     hints: list[Name] = []
     seed: int | None = Field(None, ge=0)
     timing: Literal["fast", "heroku"] = "fast"
+    app: Name | None = Field(None, description="the project's own app this scenario targets "
+                                               "(load Host, sync and tail default to it)")
+    app_agnostic: bool = Field(False, description="needs no built-in dyno behaviour or path: "
+                                                  "runs unchanged against a project's own app")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _app_defaults(cls, data: Any) -> Any:
+        from simctl.apps.scenarios import with_app_defaults
+
+        return with_app_defaults(data)
 
     @field_validator("id")
     @classmethod

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simctl.apps import scenarios as app_scenarios
 from simctl.errors import InvalidInput
 from simctl.faults.toxics import REGISTRY
 from simctl.scenario import catalog, expressions, symptom_timing
@@ -86,8 +87,13 @@ def _stack_info(directory: Path | None) -> StackInfo:
 
 def stack_info(directory: Path | None = None) -> StackInfo:
     """The stack's names (cached); raises InvalidInput when the stack files are unreadable."""
+    from simctl.apps.config import project_apps
+    from simctl.apps.stack import apply
     from simctl.stack import definition
 
+    apps = project_apps()  # ./simctl.yaml: a team's apps are names scenarios may use
+    if apps:
+        return StackInfo.from_definition(apply(definition.load(directory), apps, 0))
     return _stack_info(directory or definition.default_stack_dir())
 
 
@@ -107,6 +113,7 @@ class Context:
 def check(data: Any, ctx: Context) -> list[Finding]:
     if not isinstance(data, dict):
         return []
+    data = app_scenarios.with_app_defaults(data)  # `app: NAME` names the app of sync, tail
     _check_id(data, ctx)
     if ctx.stack is not None:
         _check_load(data, ctx)
@@ -114,6 +121,7 @@ def check(data: Any, ctx: Context) -> list[Finding]:
         for path, text in _probe_strings(data):
             _check_probe(path, text, ctx)
     symptom_timing.check(data, ctx.add)
+    app_scenarios.check(data, ctx.add)
     _check_runbook(data, ctx)
     return ctx.findings
 

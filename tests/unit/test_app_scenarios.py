@@ -1,0 +1,83 @@
+"""Scenarios for a project's own apps: `app:` defaults, `app_agnostic`, and the lint rule
+that keeps dyno behaviours off them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simctl.scenario.loader import lint_text
+from simctl.scenario.references import stack_info
+
+ROOT = Path(__file__).parents[2]
+
+BASE = """\
+id: shop-slow
+title: A slow dyno of the shop
+runbook: runbooks/slow-dyno.md
+difficulty: 1
+{extra}
+faults:
+  - {{at: 1s, toxic: {{proxy: {proxy}, type: latency, attributes: {{latency: 4000}}}}}}
+  - {{at: 2s, sync: {{op: state, dyno: {dyno}, state: down}}}}
+{more}
+symptoms:
+  - within: 10s
+    expect: ['http.count{{code="H12"}} > 0']
+"""
+
+
+def lint(text: str, cwd: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(cwd)
+    return lint_text(text, Path("shop-slow.yaml"), stack=stack_info(ROOT / "stack"),
+                     root=ROOT, runbooks=ROOT / "runbooks")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "Procfile").write_text("web: python3 app.py\n")
+    (tmp_path / "simctl.yaml").write_text("apps:\n  shop: {procfile: ., dynos: 2}\n")
+    return tmp_path
+
+
+def test_app_targets_the_projects_app(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = lint(BASE.format(extra="app: shop", proxy="shop.1", dyno="shop.1", more=""),
+                  project, monkeypatch)
+    assert result.ok, result.issues
+    scenario = result.scenario
+    assert scenario.load.host == "shop.localhost"
+    sync = scenario.faults[1].action
+    assert (sync.app, sync.dyno) == ("shop", "shop.1")
+
+
+def test_unknown_dyno_of_the_app_is_reported(project: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    result = lint(BASE.format(extra="app: shop", proxy="shop.3", dyno="shop.1", more=""),
+                  project, monkeypatch)
+    assert any("unknown proxy 'shop.3'" in issue.message for issue in result.issues)
+
+
+@pytest.mark.parametrize("extra", ["app: shop", "app_agnostic: true"])
+def test_a_dyno_behaviour_on_a_projects_app_is_a_lint_error(
+        extra: str, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dyno = "shop.1" if extra.startswith("app:") else "web.1"
+    behaviour = f"  - {{at: 3s, dyno: {{dyno: {dyno}, behaviour: hang}}}}"
+    result = lint(BASE.format(extra=extra, proxy=dyno, dyno=dyno, more=behaviour),
+                  project, monkeypatch)
+    messages = [issue.message for issue in result.issues]
+    assert len(messages) == 1, messages
+    assert "dyno behaviours apply only to built-in dynos" in messages[0]
+    assert result.issues[0].line == 9
+
+
+def test_catalogue_app_agnostic_scenarios_use_no_behaviour() -> None:
+    import yaml
+
+    agnostic = [p for p in sorted((ROOT / "scenarios").glob("*.yaml"))
+                if yaml.safe_load(p.read_text()).get("app_agnostic")]
+    assert {p.stem for p in agnostic} >= {"slow-dyno", "drain-endpoint-down",
+                                          "stale-routes-sync-partition"}
+    for path in agnostic:
+        faults = yaml.safe_load(path.read_text())["faults"]
+        assert not any("dyno" in fault for fault in faults), path.name
