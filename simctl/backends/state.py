@@ -112,10 +112,8 @@ class ProjectState:
         return state_root() / self.project
 
     def save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / "state.json.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(self.folder / "state.json")
+        private_folder(self.folder)
+        write_private(self.folder / "state.json", json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, project: str) -> ProjectState | None:
