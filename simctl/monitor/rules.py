@@ -12,6 +12,8 @@ pending while the expression has a result for less than ``for``, firing after, r
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -344,3 +346,28 @@ def _scalar(mapping: dict[str, tuple[Any, Any]], key: str) -> str | None:
     if entry is None or not isinstance(entry[1], yaml.ScalarNode):
         return None
     return str(entry[1].value)
+
+
+@functools.lru_cache(maxsize=4)
+def _names_in(path: str, mtime: float) -> frozenset[str] | str:
+    try:
+        return frozenset(load_rules(path).names())
+    except RuleFileError as exc:
+        return f"{len(exc.problems)} problem(s); see `simctl alerts check`"
+
+
+def missing_rule(alert: str, path: Path | None = None) -> str | None:
+    """Why `alert` has no rule in the stack's rule file (for lint), or None when it has."""
+    path = path or default_rules_path()
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return f"alert '{alert}' has no rule: no rule file at {path}"
+    names = _names_in(str(path), mtime)
+    if isinstance(names, str):
+        return f"cannot check alert '{alert}': the rule file {path} is invalid ({names})"
+    if alert in names:
+        return None
+    close = difflib.get_close_matches(alert, sorted(names), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"alert '{alert}' has no rule in {path.parent.name}/{path.name} (docs/alerts.md){hint}"

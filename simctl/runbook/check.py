@@ -14,6 +14,7 @@
     RB012  the front matter id does not match the file name
     RB013  a step runs a simctl command that could grant itself the shell (``runbook run``,
            ``verify``, ``toxiproxy serve``, or ``--allow-shell``): simctl never runs it
+    RB014  an alert of the front matter has no rule in stack/alerts.yaml (docs/alerts.md)
 
 Warnings do not make the check fail; every other rule does.
 """
@@ -30,6 +31,7 @@ from typing import Any
 import click
 import yaml
 
+from simctl.monitor.rules import missing_rule
 from simctl.runbook.model import REQUIRED_SECTIONS, Command, Runbook
 from simctl.runbook.parser import parse_runbook
 from simctl.scenario import catalog
@@ -49,6 +51,7 @@ RULES = {
     "RB011": "step without commands",
     "RB012": "id does not match the file name",
     "RB013": "step could grant itself the shell",
+    "RB014": "alert without a rule",
 }
 WARNINGS = {"RB009"}
 
@@ -197,6 +200,8 @@ def _check_front(runbook: Runbook, context: CheckContext, add: Any) -> None:
             add(lines.get("alerts", 1), "RB008",
                 f"alert '{alert}' is named by no scenario (no scenario lists it in "
                 f"'alerts'){hint}")
+        elif no_rule := missing_rule(alert):
+            add(lines.get("alerts", 1), "RB014", no_rule)
 
 
 def _check_sections(runbook: Runbook, add: Any) -> None:

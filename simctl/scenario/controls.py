@@ -44,6 +44,9 @@ class Control:
             return False, f"passed without {self.label}: the scenario does not need it"
         if result.status != "failed":
             return False, f"ended {result.status}, not failed: {result.reason}"
+        fired = [a.name for a in getattr(result, "alerts", []) if a.fired_at is not None]
+        if self.kind == "no-faults" and fired:
+            return False, f"alert {', '.join(fired)} fired without the faults"
         if self.must_fail_at is not None:
             phase = result.phase(self.must_fail_at)
             if phase is None or phase.status != "failed":

@@ -50,7 +50,7 @@ from simctl.errors import InvalidInput, SimctlError
 from simctl.faults.client import ToxiproxyClient
 from simctl.runbook.parser import parse_runbook
 from simctl.runbook.steps import StepResult, argv_for, find_step, run_step
-from simctl.scenario import catalog, interrupts, symptom_timing
+from simctl.scenario import alert_watch, catalog, interrupts, symptom_timing
 from simctl.scenario.actions import Actions, Applied
 from simctl.scenario.describe import describe, undo
 from simctl.scenario.events import ERROR, FAILED, OK, SKIPPED, Event, EventLog, Listener
@@ -132,6 +132,7 @@ class ScenarioResult:
     load: dict[str, Any] = field(default_factory=dict)
     runbook: str = ""
     notes: list[str] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)  # alert_watch.AlertCheck
 
     @property
     def passed(self) -> bool:
@@ -213,6 +214,7 @@ class _Run:
         self._step_future: concurrent.futures.Future[StepResult] | None = None
         self._step_argv: list[list[str]] = []
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._alert_watch: alert_watch.AlertWatch | None = None
         self._reached: set[str] = set()
 
     # -- the run -----------------------------------------------------------------------
@@ -227,9 +229,12 @@ class _Run:
                 self._preflight()
                 self._start_load()
                 self._steady_state()
+                self._alert_watch = alert_watch.start(self)
                 self._faults_and_symptoms()
+                self._alerts(alert_watch.check_fired, "fired")
                 self._mitigation()
                 self._recovery()
+                self._alerts(alert_watch.check_resolved, "resolved")
             except _Stop as stop:
                 r.status, r.reason = stop.status, stop.reason
             except KeyboardInterrupt as exc:
@@ -265,6 +270,8 @@ class _Run:
 
     def _finish(self, interrupt: BaseException | None) -> None:
         r = self.result
+        if self._alert_watch is not None:
+            r.alerts = self._alert_watch.stop()
         note = r.reason or "stopped"
         for event in self.log.events:
             if event.end is None and event.kind != "scenario":
@@ -276,6 +283,17 @@ class _Run:
                 self.log.instant(phase, "phase", SKIPPED, f"not reached: {note}")
         self._rollback()
         self._residue_check()
+
+    def _alerts(self, check: Any, what: str) -> None:
+        """The scenario's alerts must fire with the symptoms and resolve after recovery."""
+        if self._alert_watch is None:
+            return
+        failure = check(self, self._alert_watch)
+        names = ", ".join(self.scenario.alerts)
+        if failure:
+            self.log.instant(names, "alert", FAILED, failure)
+            raise _Stop(FAILED_RUN, failure)
+        self.log.instant(names, "alert", OK, f"{names} {what}")
 
     # -- helpers -----------------------------------------------------------------------
 

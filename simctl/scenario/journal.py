@@ -8,8 +8,10 @@ One scenario::
      "time_to_symptoms": 4.5, "time_to_recovery": 1.0,
      "phases": [{"name": "preflight", "status": "ok", "start": ..., "end": ...,
                  "duration": 0.04, "output": "..."}, ...],
-     "actions": [{"kind": "fault|undo|step|load|symptom|abort", "name": ..., ...}, ...],
+     "actions": [{"kind": "fault|undo|step|load|symptom|alert|abort", "name": ...}, ...],
      "symptoms": [{"probe": ..., "within": 12, "seen_at": 4.5}, ...],
+     "alerts": [{"alert": "RouterRequestTimeouts", "within": 15, "fired_at": 8.1,
+                 "resolved_at": 21.7}, ...],
      "residue": [], "load": {...}, "notes": []}
 
 A ``simctl verify`` run wraps its scenarios: ``{"simctl": VERSION, "start", "end",
@@ -68,6 +70,7 @@ def scenario_journal(result: ScenarioResult) -> dict[str, Any]:
         "phases": [_event(e) for e in events if e.kind == "phase"],
         "actions": [_event(e) for e in events if e.kind != "phase"],
         "symptoms": [s.as_dict() for s in result.symptoms],
+        "alerts": [a.as_dict() for a in result.alerts],
         "residue": list(result.residue),
         "load": result.load,
         "notes": list(result.notes),

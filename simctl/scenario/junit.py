@@ -91,6 +91,10 @@ def testcase(journal: dict[str, Any]) -> ET.Element:
     for key in ("time_to_symptoms", "time_to_recovery"):
         if journal.get(key) is not None:
             prop(key, f"{journal[key]:.3f}")
+    for alert in journal.get("alerts", []):  # seconds from t = 0; "never" when it did not
+        for key in ("fired_at", "resolved_at"):
+            value = alert.get(key)
+            prop(f"alert.{alert['alert']}.{key}", "never" if value is None else f"{value:.3f}")
     if control is not None:
         prop("control", control["kind"])
         prop("control.without", control["without"])

@@ -17,6 +17,7 @@ from typing import Any
 from simctl.apps import scenarios as app_scenarios
 from simctl.errors import InvalidInput
 from simctl.faults.toxics import REGISTRY
+from simctl.monitor.rules import missing_rule
 from simctl.scenario import catalog, expressions, symptom_timing
 from simctl.scenario.errors import did_you_mean
 from simctl.scenario.model import ACTION_KEYS, parse_duration
@@ -424,3 +425,5 @@ def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
         if isinstance(alert, str) and alert not in runbook.front.alerts:
             ctx.add(("alerts", i), f"alert '{alert}' is not listed in the front matter of "
                                    f"{reference}{did_you_mean(alert, runbook.front.alerts)}")
+        elif isinstance(alert, str) and (no_rule := missing_rule(alert)):
+            ctx.add(("alerts", i), no_rule)

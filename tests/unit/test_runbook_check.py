@@ -126,7 +126,8 @@ def test_findings(name: str, context: CheckContext) -> None:
 
 def test_every_rule_has_a_fixture() -> None:
     used = {line.split(": ", 1)[1].split()[0] for lines in EXPECTED.values() for line in lines}
-    assert used == set(RULES)
+    # RB014 needs a rule file without the alert: tests/unit/test_monitor_rules.py
+    assert used | {"RB014"} == set(RULES)
 
 
 def test_severity(context: CheckContext) -> None:

@@ -1,0 +1,149 @@
+"""The alerts a scenario names must fire during its symptoms and resolve after recovery.
+
+A background thread polls the stack monitor's ``GET /api/v1/alerts`` (docs/alerts.md)
+from the start of the fault phase to the end of the run and notes, per alert name, when
+it was first seen firing and when it was no longer firing or pending afterwards. The
+engine asks two questions: after the symptoms, "did each alert fire within the symptom
+window?" (it waits up to the window's end), and after recovery, "did each resolve?" (it
+waits up to ``resolve_wait``). A stack without a monitor skips both, with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from simctl.backends.project import base_url
+
+POLL = 0.5
+# How long an alert may take to resolve once recovery holds: its rule's range window
+# (1m, 6 s with fast timing) must slide past the last bad sample, plus `for` and scrapes.
+RESOLVE_WAIT = {"fast": 20.0, "heroku": 150.0}
+
+
+@dataclass
+class AlertCheck:
+    name: str
+    within: float  # seconds from t = 0 by which it must fire
+    fired_at: float | None = None  # seconds from t = 0
+    resolved_at: float | None = None  # seconds from t = 0
+    pending_seen: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"alert": self.name, "within": self.within,
+                "fired_at": None if self.fired_at is None else round(self.fired_at, 3),
+                "resolved_at": None if self.resolved_at is None else round(self.resolved_at, 3)}
+
+
+class AlertWatch:
+    def __init__(self, url: str, checks: list[AlertCheck], t0: float) -> None:
+        self.url = url.rstrip("/") + "/api/v1/alerts"
+        self.checks = {c.name: c for c in checks}
+        self.t0 = t0
+        self.errors = 0
+        self.last_error = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="alert-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(POLL)
+
+    def poll(self) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=2) as response:  # noqa: S310
+                alerts = json.loads(response.read())["data"]["alerts"]
+        except (OSError, ValueError, KeyError) as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+            return
+        now = time.monotonic() - self.t0
+        states: dict[str, set[str]] = {}
+        for alert in alerts:
+            states.setdefault(alert["labels"].get("alertname", ""), set()).add(alert["state"])
+        with self._lock:
+            for name, check in self.checks.items():
+                seen = states.get(name, set())
+                if "firing" in seen:
+                    if check.fired_at is None:
+                        check.fired_at = now
+                    check.resolved_at = None
+                elif "pending" in seen:
+                    check.pending_seen = True
+                    if check.fired_at is not None:
+                        check.resolved_at = None
+                elif check.fired_at is not None and check.resolved_at is None:
+                    check.resolved_at = now
+
+    def wait(self, done: Any, deadline: float) -> bool:
+        """Poll until done(checks) or the monotonic deadline; the last answer."""
+        while True:
+            with self._lock:
+                if done(list(self.checks.values())):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL / 2)
+
+    def stop(self) -> list[AlertCheck]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return list(self.checks.values())
+
+
+def monitor_url(backend: Any) -> str | None:
+    state = backend.state()
+    if state is None:
+        return None
+    monitors = [p for p in state.processes.values() if p.role == "monitor"]
+    return base_url(monitors[0]) if monitors else None
+
+
+def start(run: Any) -> AlertWatch | None:
+    """Begin watching the scenario's alerts (called as the fault phase begins)."""
+    names = list(run.scenario.alerts)
+    if not names:
+        return None
+    url = monitor_url(run.backend)
+    if url is None:
+        run.result.notes.append("the stack runs no monitor: the scenario's alerts were not "
+                                "checked")
+        return None
+    within = max((item.within for item in run.scenario.symptoms), default=0.0)
+    return AlertWatch(url, [AlertCheck(str(n), within) for n in names], time.monotonic())
+
+
+def check_fired(run: Any, watch: AlertWatch | None) -> str | None:
+    """After the symptoms: wait until every alert fired, up to the symptom window's end.
+    The failure reason, or None."""
+    if watch is None:
+        return None
+    checks = list(watch.checks.values())
+    deadline = watch.t0 + max(c.within for c in checks)
+    if watch.wait(lambda cs: all(c.fired_at is not None for c in cs), deadline):
+        return None
+    missing = [c for c in checks if c.fired_at is None]
+    return "; ".join(
+        f"alert {c.name} did not fire within {c.within:g}s"
+        + (" (it was pending)" if c.pending_seen else "")
+        + (f" (monitor: {watch.last_error})" if watch.errors and watch.last_error else "")
+        for c in missing)
+
+
+def check_resolved(run: Any, watch: AlertWatch | None) -> str | None:
+    """After recovery: wait until every alert resolved. The failure reason, or None."""
+    if watch is None:
+        return None
+    wait = max(run.scenario.recovery.within, RESOLVE_WAIT.get(run.timing, 150.0))
+    deadline = time.monotonic() + wait
+    if watch.wait(lambda cs: all(c.resolved_at is not None for c in cs), deadline):
+        return None
+    return "; ".join(f"alert {c.name} still firing {wait:g}s after recovery"
+                     for c in watch.checks.values() if c.resolved_at is None)
