@@ -7,7 +7,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from simctl.errors import SimctlError, StackStartError
+from simctl.errors import InvalidInput, SimctlError, StackStartError
+
+REFUSALS = {400, 404, 409, 422}  # a service's answers to bad input
 
 
 def call(method: str, url: str, body: Any = None, timeout: float = 5.0) -> Any:
@@ -25,7 +27,11 @@ def call(method: str, url: str, body: Any = None, timeout: float = 5.0) -> Any:
             detail = json.loads(detail).get("error", detail)
         except (ValueError, AttributeError):
             pass
-        raise SimctlError(f"{method} {url}: HTTP {exc.code}: {detail}"[:500]) from None
+        detail = " ".join(str(detail).split())[:400] or exc.reason
+        # The service refused what it was sent (an unknown behaviour, drain or dyno): that
+        # is bad input, exit 2, with the service's own reason first (docs/cli.md).
+        error = InvalidInput if exc.code in REFUSALS else SimctlError
+        raise error(f"{detail} (HTTP {exc.code} from {method} {url})") from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise StackStartError(f"{method} {url}: {reason} (is the stack up?)") from None

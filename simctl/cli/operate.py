@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -17,7 +18,9 @@ from simctl.backends.http import call, text
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
 from simctl.cli.options import project_option
-from simctl.errors import InvalidInput, StackStartError
+from simctl.errors import InvalidInput, SimctlError, StackStartError
+from simctl.platform.logframe import printable
+from simctl.scenario.errors import did_you_mean
 
 console = Console()
 _DISPLAY = re.compile(r"^(\S+) (\w[\w-]*)\[([^\]]+)\]: ")
@@ -39,13 +42,22 @@ _DISPLAY = re.compile(r"^(\S+) (\w[\w-]*)\[([^\]]+)\]: ")
 def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc: str | None,
          count: int) -> None:
     """Show the app's logs through logplex, formatted like `heroku logs`."""
+    _check_app(backend, app)
+    base = backend.url_of("logplex")
     query = urllib.parse.urlencode({"app": app, "n": count, "follow": "1" if follow else "0"})
-    url = f"{backend.url_of('logplex')}/tail?{query}"
+    url = f"{base}/tail?{query}"
     try:
         resp = urllib.request.urlopen(url, timeout=None if follow else 10)  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        detail = " ".join(exc.read().decode(errors="replace").split())[:300]
+        raise SimctlError(f"logplex refused the tail session: {detail or exc.reason} "
+                          f"(HTTP {exc.code})") from None
     except OSError as exc:
-        detail = getattr(exc, "read", lambda: b"")().decode(errors="replace").strip()
-        raise StackStartError(f"logplex tail: {detail or getattr(exc, 'reason', exc)}") from None
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, OSError) and reason.strerror:
+            reason = reason.strerror.lower()
+        raise StackStartError(f"logplex does not answer at {base}: {reason} (stopped or "
+                              "paused? see `simctl status`)") from None
     try:
         for raw in resp:
             line = raw.decode(errors="replace").rstrip("\n")
@@ -53,7 +65,7 @@ def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc
             if match and ((source and match.group(2) != source) or (proc and
                           match.group(3) != proc)):
                 continue
-            click.echo(line)
+            click.echo(printable(line))  # logplex escapes too; a line is the app's data
             if follow:
                 sys.stdout.flush()
     except (KeyboardInterrupt, BrokenPipeError):
@@ -63,6 +75,20 @@ def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc
             raise StackStartError(f"logplex tail ended: {exc}") from None
     finally:
         resp.close()
+
+
+def _check_app(backend: LocalBackend, app: str) -> None:
+    """InvalidInput for an app sync does not know (logplex would tail an empty channel).
+
+    When sync does not answer, logs are still worth showing: no check then.
+    """
+    try:
+        apps = call("GET", f"{backend.url_of('sync')}/routes", timeout=3).get("apps", {})
+    except (SimctlError, AttributeError):
+        return
+    if app not in apps:
+        raise InvalidInput(f"no app '{app}' in project '{backend.project}'"
+                           f"{did_you_mean(app, sorted(apps))}")
 
 
 @click.command()

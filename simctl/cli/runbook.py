@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simctl.errors import EXIT_FAILED, EXIT_INVALID
+from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
 from simctl.runbook.check import CheckContext, check_runbook
 from simctl.runbook.model import Step
 from simctl.runbook.parser import parse_runbook
@@ -56,6 +56,10 @@ def show(runbook_ref: str) -> None:
     """Show a runbook's front matter, sections and steps (an id or a path)."""
     path = catalog.resolve_runbook(runbook_ref)
     book = parse_runbook(path)
+    if book.front_line is None:
+        raise InvalidInput(f"{catalog.display(path)} is not a runbook: it has no front matter "
+                           "('---' block with id, title, alerts, scenarios; see "
+                           "docs/scenarios.md#runbooks)")
     console = _console()
     console.print(Text(f"{book.id}: {book.title}", style="bold"))
     if book.front is not None:

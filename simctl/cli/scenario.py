@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simctl.errors import EXIT_FAILED, EXIT_INVALID
+from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
 from simctl.scenario import catalog
 from simctl.scenario.describe import describe, undo
 from simctl.scenario.loader import LintResult, lint_scenario
@@ -174,7 +174,10 @@ def schema(output: str | None) -> None:
     }
     text = json.dumps(document, indent=2) + "\n"
     if output:
-        Path(output).write_text(text)
+        try:
+            Path(output).write_text(text)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {output}: {exc.strerror}") from None
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
