@@ -52,6 +52,16 @@ def _number(raw: str) -> float:
     return float(raw)  # Prometheus sends values as strings, "NaN" and "+Inf" included
 
 
+def _reason(exc: BaseException) -> str:
+    """'connection refused', 'timed out', or the error's own words."""
+    cause = getattr(exc, "os_error", exc)
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+
+
 def _series(result: list[dict[str, Any]]) -> list[Series]:
     out = []
     for item in result:
@@ -95,9 +105,8 @@ class PromClient:
                 except ValueError:
                     body = None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise PromUnreachable(f"cannot reach the Prometheus API at {self.url}: {reason}") \
-                from None
+            raise PromUnreachable(f"cannot reach the Prometheus API at {self.url}: "
+                                  f"{_reason(exc)}") from None
         if not isinstance(body, dict) or body.get("status") != "success":
             detail = body.get("error") if isinstance(body, dict) else f"HTTP {resp.status}"
             raise PromQueryError(f"{path}: {detail}")
