@@ -187,6 +187,8 @@ class _Run:
         state = backend.state()
         stack_timing = state.timing if state is not None else None
         self.timing = timing or stack_timing or scenario.timing
+        if self.timing in ("fast", "heroku"):  # probes' ${timeouts...} values of this run
+            self.scenario = scenario = scenario.with_timing(self.timing)
         self.runbook_path = Path(runbook) if runbook else catalog.runbook_path(scenario.runbook)
         self.log = EventLog(listener)
         self.result = ScenarioResult(scenario.id, scenario.title, self.seed, self.timing,

@@ -22,7 +22,7 @@ import difflib
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -368,10 +368,20 @@ def _hint(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def parse(text: str) -> Probe:
-    """Parse one probe expression; raises ExpressionError."""
+def parse(text: str, timing: str = "fast") -> Probe:
+    """Parse one probe expression; raises ExpressionError. ``${timeouts...}`` values
+    take those of the ``timing`` profile (simctl.scenario.timing_vars); the probe's
+    ``text`` stays as written."""
     if not isinstance(text, str):
         raise ExpressionError("a probe must be a string", 1)
+    if "${" in text:
+        from simctl.scenario import timing_vars
+
+        try:
+            resolved = timing_vars.substitute(text, timing)
+        except timing_vars.UnknownVariable as exc:
+            raise ExpressionError(exc.message, exc.column) from None
+        return replace(parse(resolved), text=text)
     s = _Scanner(text)
     if s.at_end():
         raise ExpressionError("empty probe expression", 1)

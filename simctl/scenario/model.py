@@ -85,6 +85,8 @@ def parse_probe(value: Any) -> expressions.Probe:
         raise PydanticCustomError("probe_type", "a probe must be a string, e.g. "
                                   "'http.success_ratio >= 0.99'")
     try:
+        if "${" in value:  # valid under every timing profile (it runs under either)
+            expressions.parse(value, timing="heroku")
         return expressions.parse(value)
     except expressions.ExpressionError as exc:
         raise PydanticCustomError("probe", "{message}",
@@ -468,6 +470,22 @@ class Scenario(Model):
         """What recovery must show: its own probes, else the steady state."""
         return list(self.recovery.expect if self.recovery.expect is not None
                     else self.steady_state)
+
+    def with_timing(self, timing: str) -> Scenario:
+        """This scenario with its probes' ``${timeouts...}`` values taken from
+        ``timing`` (the file is validated with ``fast``)."""
+        def probes(items: list[expressions.Probe]) -> list[expressions.Probe]:
+            return [expressions.parse(p.text, timing) if "${" in p.text else p for p in items]
+
+        return self.model_copy(update={
+            "steady_state": probes(self.steady_state),
+            "symptoms": [s.model_copy(update={"expect": probes(s.expect)})
+                         for s in self.symptoms],
+            "recovery": self.recovery.model_copy(update={
+                "expect": None if self.recovery.expect is None
+                else probes(self.recovery.expect)}),
+            "abort": self.abort.model_copy(update={"when": probes(self.abort.when)}),
+        })
 
     def fault_named(self, name: str) -> FaultBase | None:
         return next((f for f in self.faults if f.name == name), None)
