@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 CONTENT_TYPE = "application/logplex-1"
-MAX_LINE = 10_000  # Logplex's maximum message size; longer lines are split
+MAX_LINE = 10_000  # Logplex's maximum message size: shippers split, logplex truncates
 # Matched on the decoded message (one decode per frame, not one per field). ASCII
 # classes so that \d and \S mean what they mean in the byte-oriented RFC.
 _FIELDS = r"<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) "
@@ -45,8 +45,27 @@ class LogMessage:
                           self.priority, frame_id)
 
     def display(self) -> str:
-        """``heroku logs`` format: ``TS source[proc]: text``."""
-        return f"{self.timestamp} {self.app}[{self.proc}]: {self.text}"
+        """``heroku logs`` format: ``TS source[proc]: text``, on one line whatever the text
+        holds (control characters escaped, see :func:`printable`)."""
+        return f"{self.timestamp} {self.app}[{self.proc}]: {printable(self.text)}"
+
+
+# C0 controls but tab, DEL, and C1 controls (an 8-bit CSI starts terminal sequences too)
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r"})
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with newlines and terminal control characters written as escapes.
+
+    A log line is data from an app: an embedded newline could forge a second line
+    (``heroku[router]: ...``), and an escape sequence could retitle or repaint the
+    reader's terminal. Tabs and all other characters pass unchanged.
+    """
+    if _CONTROL.search(text) is None:  # the common case: nothing to copy
+        return text
+    return text.translate(_ESCAPES)
 
 
 def now_rfc5424() -> str:
@@ -102,6 +121,20 @@ def encode_many(messages: Iterable[LogMessage], *, structured: bool = True) -> b
     if slow is None:
         return "".join(parts).encode("ascii")
     return b"".join(slow)
+
+
+def truncate(text: str, limit: int = MAX_LINE) -> str | None:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (never inside a character), or None
+    when it already fits."""
+    if len(text) * 4 <= limit:  # no character takes more than 4 bytes
+        return None
+    raw = text.encode(errors="replace")
+    if len(raw) <= limit:
+        return None
+    end = limit
+    while end > 0 and raw[end] & 0xC0 == 0x80:
+        end -= 1  # back off to the first byte of a character
+    return raw[:end].decode(errors="replace")
 
 
 def split_long(text: str, limit: int = MAX_LINE) -> list[str]:

@@ -10,6 +10,9 @@ class LogplexMetrics:
         self.received = Counter(
             "logplex_messages_received", "Messages accepted on POST /logs",
             registry=registry)
+        self.truncated = Counter(
+            "logplex_messages_truncated",
+            "Messages cut to Logplex's 10,000-byte limit on POST /logs", registry=registry)
         self.rejected = Counter(
             "logplex_ingest_rejected", "POST /logs bodies refused, by reason",
             ["reason"], registry=registry)

@@ -40,6 +40,8 @@ from simctl.platform.service import Service, kv
 from simctl.platform.timing import HEROKU, Timing
 
 HISTORY = 1500  # lines of history per channel, replayed by tail ?n=
+HISTORY_BYTES = 2 * 1024 * 1024  # ... and at most this much text (1,500 full lines is 15 MB)
+MESSAGE_COST = 100  # what a message weighs beside its text, for the history's byte bound
 MAX_CHANNELS = 1000  # channels are made on first use; this bounds a flood of tokens
 MAX_TAILS = 100
 INPUT_TYPES = frozenset({logframe.CONTENT_TYPE, "application/x-logplex-1"})
@@ -49,16 +51,21 @@ TEXT = "text/plain; charset=utf-8"
 class Channel:
     """An app's log stream: history ring, drains and tail sessions."""
 
-    __slots__ = ("app", "drains", "history", "tails")
+    __slots__ = ("app", "drains", "history", "history_bytes", "tails")
 
     def __init__(self, app: str) -> None:
         self.app = app
-        self.history: deque[LogMessage] = deque(maxlen=HISTORY)
+        self.history: deque[LogMessage] = deque()
+        self.history_bytes = 0  # text lengths plus MESSAGE_COST each (characters, not bytes)
         self.drains: list[HttpDrain] = []
         self.tails: set[TailSession] = set()
 
     def publish(self, messages: list[LogMessage]) -> None:
-        self.history.extend(messages)
+        history = self.history
+        history.extend(messages)
+        self.history_bytes += sum([len(m.text) for m in messages]) + MESSAGE_COST * len(messages)
+        while len(history) > HISTORY or self.history_bytes > HISTORY_BYTES:
+            self.history_bytes -= len(history.popleft().text) + MESSAGE_COST
         if any(drain.enabled for drain in self.drains):
             frames = output_frames(messages)  # encoded once for every drain
             for drain in self.drains:
@@ -184,9 +191,22 @@ class LogplexService(Service):
         channel = self._channel(app)
         if channel is None:
             return self._reject("channels", 429, f"Too many channels (limit {MAX_CHANNELS})")
+        self._truncate_long(messages)
         channel.publish(messages)
         self.metrics.received.inc(len(messages))
         return web.Response(status=204)
+
+    def _truncate_long(self, messages: list[LogMessage]) -> None:
+        """Cut lines over Logplex's 10,000 bytes (shippers split them before sending;
+        what still comes longer is truncated, as Logplex does)."""
+        quarter = logframe.MAX_LINE // 4  # shorter texts fit whatever their characters
+        for i in [i for i, m in enumerate(messages) if len(m.text) > quarter]:
+            message = messages[i]
+            cut = logframe.truncate(message.text)
+            if cut is not None:
+                messages[i] = LogMessage(message.app, message.proc, cut, message.timestamp,
+                                         message.host, message.priority)
+                self.metrics.truncated.inc()
 
     # tail --------------------------------------------------------------------------------
 
