@@ -16,6 +16,7 @@ from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
 from simctl.errors import InvalidInput
 from simctl.platform.timing import PROFILES
+from simctl.runbook.shell_guard import allow_shell_callback
 from simctl.scenario.interrupts import exit_code_for, signals_as_exceptions
 
 console = Console()
@@ -63,7 +64,7 @@ console = Console()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE",
               help="Project file naming the apps (default: ./simctl.yaml when no --app).")
-@click.option("--allow-shell", is_flag=True,
+@click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Let a Procfile command that needs a shell run with sh -c.")
 @up_monitor_option
 @click.pass_obj

@@ -12,8 +12,9 @@
     RB010  a step id is malformed (or a block has two)
     RB011  a step has no command
     RB012  the front matter id does not match the file name
-    RB013  a step runs a simctl command that could grant itself the shell (``runbook run``,
-           ``verify``, ``toxiproxy serve``, or ``--allow-shell``): simctl never runs it
+    RB013  a step runs a simctl command that could grant itself the shell or runs until
+           stopped (``runbook run``, ``verify``, ``up``, ``toxiproxy serve``, ``web``,
+           ``dashboard``, or ``--allow-shell``): simctl never runs it
     RB014  an alert of the front matter has no rule in stack/alerts.yaml (docs/alerts.md)
 
 Warnings do not make the check fail; every other rule does.

@@ -29,7 +29,10 @@ ENV = "SIMCTL_SHELL_DENIED"
 NESTED: dict[tuple[str, ...], str] = {
     ("runbook", "run"): "runs another runbook's commands",
     ("verify",): "runs scenarios and their runbooks' commands",
+    ("up",): "starts the stack, and with it the commands of apps' Procfiles",
     ("toxiproxy", "serve"): "runs a server until it is stopped",
+    ("dashboard",): "runs until it is stopped",
+    ("web",): "runs a server until it is stopped",
 }
 
 

@@ -40,6 +40,10 @@ def marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ("simctl --toxiproxy-url http://127.0.0.1:1 verify slow-drain",
      "runs scenarios and their runbooks' commands"),
     ("simctl toxiproxy serve --port 0", "runs a server until it is stopped"),
+    ("simctl up --app web=examples/hello", "starts the stack, and with it the commands of "
+     "apps' Procfiles"),
+    ("simctl web --port 0", "runs a server until it is stopped"),
+    ("simctl dashboard", "runs until it is stopped"),
     ("simctl runbook show verify", None),
     ("simctl scenario show verify", None),
     ("simctl heal drain.main", None),
@@ -80,14 +84,17 @@ def test_a_step_run_without_the_shell_passes_the_guard_to_its_commands(marker: P
     assert marker.exists()
 
 
-def test_verify_refuses_allow_shell_below_a_no_shell_step(marker: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "simctl", "verify", "slow-drain",
-                           "--allow-shell"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, ENV: "1"}, check=False)
+@pytest.mark.parametrize("command", [["verify", "slow-drain"], ["up", "--port-offset", "9"]])
+def test_allow_shell_is_refused_below_a_no_shell_step(marker: Path, tmp_path: Path,
+                                                      command: list[str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "simctl", *command, "--allow-shell"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, ENV: "1", "SIMCTL_STATE_DIR": str(tmp_path)})
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: --allow-shell is refused here: this command runs inside a runbook step that "
         f"was run without it ({ENV} is set)"]
+    assert list(tmp_path.iterdir()) == []  # nothing started
 
 
 def test_show_does_not_label_a_refused_step_simctl(marker: Path) -> None:
