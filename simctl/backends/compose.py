@@ -28,12 +28,12 @@ from typing import Any
 
 import yaml
 
-from simctl.backends import procs
+from simctl.backends import procs, prometheus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.local import DEFAULT_PROJECT, ServiceStatus
 from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
-from simctl.errors import InvalidInput, StackStartError
+from simctl.errors import AddressInUse, InvalidInput, StackStartError
 from simctl.faults.client import ToxiproxyClient
 from simctl.stack.definition import StackDefinition, interpolate, load
 
@@ -90,6 +90,7 @@ def _pulled(images: Any, reference: str) -> bool:
 class ComposeBackend(ProjectQueries):
     up_hint = "simctl up --backend compose"
     name = "compose"
+    prometheus = False  # `up --prometheus`: also stack/compose.prometheus.yaml
 
     def __init__(
         self,
@@ -116,12 +117,13 @@ class ComposeBackend(ProjectQueries):
         self._toxiproxy_image: str | None = None
         self.notices: list[str] = []  # said to the user once `up` returns
         self.image = os.environ.get("SIMCTL_IMAGE") or "simctl:latest"
+        self._prometheus_env: dict[str, str] = {}  # where its prometheus.yml is, as whom
 
     # -- definition and helpers --------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "SIMCTL_TIMING": self.timing, "SIMCTL_PROJECT": self.project,
-                "SIMCTL_TOXIPROXY_IMAGE": self.toxiproxy_image()}
+                "SIMCTL_TOXIPROXY_IMAGE": self.toxiproxy_image(), **self._prometheus_env}
 
     def toxiproxy_image(self, pull: bool = False) -> str:
         """SIMCTL_TOXIPROXY_IMAGE when set; else the official image when the engine has it
@@ -169,8 +171,11 @@ class ComposeBackend(ProjectQueries):
     def _compose(self, *args: str, timeout: float = 300.0, check: bool = True
                  ) -> subprocess.CompletedProcess[str]:
         env = {**self._env(), "COMPOSE_PROJECT_NAME": self.project}
-        command = [*compose_command(), "-p", self.project, "-f", str(self.compose_file()),
-                   *args]
+        files = [self.compose_file()]
+        if self._prometheus_env:
+            files.append(files[0].with_name(prometheus.OVERRIDE_FILE))
+        command = [*compose_command(), "-p", self.project,
+                   *(arg for file in files for arg in ("-f", str(file))), *args]
         result = subprocess.run(command, capture_output=True, text=True, env=env,
                                 timeout=timeout, check=False)
         if check and result.returncode != 0:
@@ -223,6 +228,8 @@ class ComposeBackend(ProjectQueries):
         except Exception:
             raise StackStartError(f"image {self.image} does not exist; run `simctl stack build`") \
                 from None
+        if self.prometheus:
+            self._check_prometheus()
         if self.toxiproxy_image(pull=True) == self.image \
                 and not os.environ.get("SIMCTL_TOXIPROXY_IMAGE"):
             self.notices.append(f"{OFFICIAL_TOXIPROXY_IMAGE} cannot be pulled: the toxiproxy "
@@ -239,6 +246,11 @@ class ComposeBackend(ProjectQueries):
         )
         state.save()
         try:
+            if self.prometheus:
+                monitor = _raw_compose(definition.directory)["services"].get("monitor") or {}
+                command = [interpolate(str(a), self._env()) for a in monitor.get("command", [])]
+                self._prometheus_env = prometheus.compose_env(state, definition.directory,
+                                                              command)
             self._compose("up", "-d", "--no-build", timeout=self.start_timeout + 60)
             for spec in definition.services.values():
                 state.processes[spec.name] = ProcessState(
@@ -246,6 +258,9 @@ class ComposeBackend(ProjectQueries):
                     role=spec.role, health_url=spec.health_url, labels=dict(spec.labels),
                 )
                 self._refresh(state.processes[spec.name])
+            if self.prometheus:
+                state.processes[prometheus.SERVICE] = prometheus.compose_process()
+                self._refresh(state.processes[prometheus.SERVICE])
             state.save()
             self._wait(state, list(state.processes))
             client = ToxiproxyClient(state.toxiproxy_url, timeout=10)
@@ -254,6 +269,8 @@ class ComposeBackend(ProjectQueries):
             if missing:
                 client.populate(missing)
             state.endpoints = _endpoints(definition)
+            if self.prometheus:
+                state.endpoints[prometheus.SERVICE] = f"http://127.0.0.1:{prometheus.PORT}"
             for proc in state.processes.values():
                 app = str(proc.labels.get("app", ""))
                 if proc.role == "dyno" and app and app not in state.templates:
@@ -264,6 +281,13 @@ class ComposeBackend(ProjectQueries):
         except BaseException:
             self._down(state)
             raise
+
+    def _check_prometheus(self) -> None:
+        """Before anything starts: the image has the binary, and its port is free."""
+        prometheus.image_version(self.docker(), self.image)
+        if procs.port_taken(prometheus.PORT):
+            raise AddressInUse(f"port {prometheus.PORT} (prometheus) is already in use on "
+                               "127.0.0.1; stop what uses it")
 
     def _refresh(self, proc: ProcessState) -> None:
         """Record the container's main process (host pid) for this service."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from simctl.backends.compose import DockerUnavailable
+from simctl.backends.prometheus import IMAGE_LABEL, stage_binary
 from simctl.errors import StackStartError
 from simctl.stack.definition import default_stack_dir
 
@@ -61,8 +62,12 @@ def build_image(base: str = DEFAULT_BASE, tag: str = DEFAULT_TAG) -> dict[str, f
     context = root / "stack"
     times = {"wheels": build_wheels(root, context / ".wheels")}
     started = time.monotonic()
+    # `up --prometheus` on compose runs the host's prometheus from this image; the label
+    # says it is there (docs/alerts.md, "Real Prometheus").
+    prometheus_version = stage_binary(context)
+    labels = ["--label", f"{IMAGE_LABEL}={prometheus_version}"] if prometheus_version else []
     result = subprocess.run(
-        ["docker", "build", "--quiet", "--build-arg", f"BASE={base}", "-t", tag,
+        ["docker", "build", "--quiet", "--build-arg", f"BASE={base}", "-t", tag, *labels,
          "-f", str(context / "Dockerfile"), str(context)],
         capture_output=True, text=True, check=False,
         env={**__import__("os").environ, "DOCKER_BUILDKIT": "0"},

@@ -66,11 +66,15 @@ console = Console()
               help="Project file naming the apps (default: ./simctl.yaml when no --app).")
 @click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Let a Procfile command that needs a shell run with sh -c.")
+@click.option("--prometheus", is_flag=True,
+              help="Also run a real Prometheus with the stack's alert rules "
+                   "(127.0.0.1:7900; docs/alerts.md).")
 @up_monitor_option
 @click.pass_obj
 def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
        app_options: tuple[str, ...] = (), dynos: int | None = None,
-       config_path: Path | None = None, allow_shell: bool = False) -> None:
+       config_path: Path | None = None, allow_shell: bool = False,
+       prometheus: bool = False) -> None:
     """Start the stack and print its endpoints."""
     from simctl.apps.config import resolve
 
@@ -87,6 +91,7 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
     else:
         backend = LocalBackend(project, timing=timing, port_offset=port_offset,
                                toxiproxy_url=external, apps=apps)
+    backend.prometheus = prometheus
     started = time.monotonic()
     try:
         # Ctrl-C or SIGTERM while starting: everything started so far is stopped again.
