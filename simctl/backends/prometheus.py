@@ -144,29 +144,23 @@ def rules_for(timing: str, stack_dir: Path, folder: Path) -> Path:
     return write_private(folder / "alerts.yaml", scaled_rules(source.read_text(), 10))
 
 
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
-_RANGE = re.compile(r"\[(\d+(?:ms|s|m|h|d))(?::(\d+(?:ms|s|m|h|d)))?\]")
-_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def _divided(duration: str, factor: int) -> str:
-    match = _DURATION.fullmatch(duration.strip())
-    if match is None:
-        return duration  # promtool (and the evaluator) report it
-    ms = max(1, int(match.group(1)) * _MS[match.group(2)] // factor)
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
 def scaled_rules(text: str, factor: int) -> str:
-    """A rule file with every `for:` and range selector divided by ``factor``."""
+    """A rule file with every duration (`for`, group `interval`, ranges, offsets) divided by
+    ``factor``, by the embedded evaluator's own scaling."""
+    from simctl.monitor.rules import format_duration, parse_duration, scale_expr
+
+    def divided(duration: Any) -> str:
+        return format_duration(parse_duration(str(duration)) / factor)
+
     document = yaml.safe_load(text) or {}
     for group in document.get("groups") or []:
+        if "interval" in group:
+            group["interval"] = divided(group["interval"])
         for rule in group.get("rules") or []:
-            if "for" in rule:
-                rule["for"] = _divided(str(rule["for"]), factor)
-            rule["expr"] = _RANGE.sub(
-                lambda m: "[" + ":".join(_divided(d, factor) for d in m.groups() if d) + "]",
-                str(rule["expr"]))
+            for key in ("for", "keep_firing_for"):
+                if key in rule:
+                    rule[key] = divided(rule[key])
+            rule["expr"] = scale_expr(str(rule["expr"]), factor)
     header = f"# stack/alerts.yaml with every duration divided by {factor} (--timing fast)\n"
     return header + yaml.safe_dump(document, sort_keys=False)
 

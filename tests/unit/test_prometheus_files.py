@@ -66,10 +66,10 @@ def test_fast_rules_divide_every_duration(promtool: str, tmp_path: Path) -> None
 
 def test_scaled_durations() -> None:
     text = ("groups:\n- name: g\n  rules:\n  - alert: A\n"
-            "    expr: rate(x[5m]) > 0 and max_over_time(y[1h:30s]) > 1\n    for: 90s\n")
+            "    expr: rate(x[5m]) > 0 and y offset 1h\n    for: 90s\n")
     rule = yaml.safe_load(prometheus.scaled_rules(text, 10))["groups"][0]["rules"][0]
     assert rule["for"] == "9s"
-    assert rule["expr"] == "rate(x[30s]) > 0 and max_over_time(y[360s:3s]) > 1"
+    assert rule["expr"] == "rate(x[30s]) > 0 and y offset 6m"
     assert prometheus.scaled_rules(text.replace("90s", "1s"), 10).count("100ms") == 1
 
 
