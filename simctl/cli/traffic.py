@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import click
 from rich.console import Console, Group
@@ -11,9 +12,11 @@ from rich.live import Live
 from rich.table import Table
 
 from simctl.backends.local import LocalBackend
+from simctl.backends.project import base_url
 from simctl.cli.options import project_option
 from simctl.errors import InvalidInput
 from simctl.load.generator import HttpTraffic, LoadGenerator, LogTraffic
+from simctl.load.push import SliPusher
 from simctl.load.results import HttpStats, LoadSnapshot
 
 console = Console()
@@ -96,15 +99,35 @@ def traffic(backend: LocalBackend, rate: float, duration: float, router: str, ho
     http = HttpTraffic(url=url, rate=rate, host=host, headers=headers, verify_tls=False)
     logs = LogTraffic(url=backend.url_of("logplex"), rate=log_rate) if log_rate else None
     generator = LoadGenerator(http, logs, duration=duration)
-    result = asyncio.run(_run(generator, live=not as_json))
+    pusher = _sli_pusher(state, generator, router)
+    result = asyncio.run(_run(generator, live=not as_json, pusher=pusher))
     if as_json:
         click.echo(json.dumps(result.summary.as_dict(), default=str))
     else:
         console.print(_table(result.summary))
 
 
-async def _run(generator: LoadGenerator, live: bool):
+def _sli_pusher(state, generator: LoadGenerator, router: str) -> SliPusher | None:
+    """The run pushes its SLIs to the stack's monitor, if it has one (docs/alerts.md)."""
+    monitors = [p for p in state.processes.values() if p.role == "monitor"]
+    if not monitors:
+        return None
+    instance = f"traffic-{router}-{os.getpid()}"
+    return SliPusher(base_url(monitors[0]), instance, generator.snapshot)
+
+
+async def _run(generator: LoadGenerator, live: bool, pusher: SliPusher | None = None):
     await generator.start()
+    if pusher is not None:
+        await pusher.start()
+    try:
+        return await _watch(generator, live)
+    finally:
+        if pusher is not None:
+            await pusher.stop()
+
+
+async def _watch(generator: LoadGenerator, live: bool):
     if not live:
         return await generator.wait()
     with Live(_table(generator.snapshot()), console=console, refresh_per_second=4,
