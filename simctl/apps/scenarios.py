@@ -40,8 +40,9 @@ def _fault_defaults(item: Any, app: str) -> Any:
     return out
 
 
-def check(data: Any, add: Callable[..., None]) -> None:
-    """A dyno behaviour in a scenario meant for the project's own apps is an error."""
+def check(data: Any, add: Callable[..., None], app_dynos: tuple[str, ...] = ()) -> None:
+    """A dyno behaviour in a scenario meant for the project's own apps, or on one of
+    their dynos (`app_dynos`, from ./simctl.yaml), is an error."""
     if not isinstance(data, dict):
         return
     target = data.get("app")
@@ -50,8 +51,13 @@ def check(data: Any, add: Callable[..., None]) -> None:
     elif data.get("app_agnostic") is True:
         why = "this scenario is app_agnostic (it runs against the project's own apps)"
     else:
-        return
+        why = ""
     for index, item in enumerate(data.get("faults") or []):
-        if isinstance(item, dict) and "dyno" in item:
+        if not isinstance(item, dict) or not isinstance(item.get("dyno"), dict):
+            continue
+        dyno = item["dyno"].get("dyno")
+        reason = why or (f"{dyno} runs the project's own app (simctl.yaml)"
+                         if dyno in app_dynos else "")
+        if reason:
             add(("faults", index, "dyno"), f"dyno behaviours apply only to built-in dynos, "
-                                           f"and {why}: use a toxic or a process fault")
+                                           f"and {reason}: use a toxic or a process fault")

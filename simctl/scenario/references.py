@@ -40,12 +40,15 @@ class StackInfo:
     roles: dict[str, tuple[str, ...]]
     dynos: dict[str, tuple[str, ...]]  # app -> dyno names (web.1, ...)
     drains: tuple[str, ...]
+    app_dynos: tuple[str, ...] = ()  # dynos of the project's own apps (docs/apps.md)
 
     @classmethod
     def from_definition(cls, definition: Any) -> StackInfo:
         roles: dict[str, list[str]] = {}
         dynos: dict[str, list[str]] = {}
         drains: list[str] = []
+        app_dynos = [str(s.labels["dyno"]) for s in definition.services.values()
+                     if s.role == "dyno" and s.labels.get("procfile")]
         for name, spec in definition.services.items():
             roles.setdefault(spec.role, []).append(name)
             if spec.role == "dyno" and spec.labels.get("dyno"):
@@ -59,6 +62,7 @@ class StackInfo:
             roles={k: tuple(v) for k, v in roles.items()},
             dynos={k: tuple(v) for k, v in dynos.items()},
             drains=tuple(drains),
+            app_dynos=tuple(app_dynos),
         )
 
     @property
@@ -122,7 +126,7 @@ def check(data: Any, ctx: Context) -> list[Finding]:
         for path, text in _probe_strings(data):
             _check_probe(path, text, ctx)
     symptom_timing.check(data, ctx.add)
-    app_scenarios.check(data, ctx.add)
+    app_scenarios.check(data, ctx.add, ctx.stack.app_dynos if ctx.stack else ())
     _check_runbook(data, ctx)
     return ctx.findings
 

@@ -81,3 +81,21 @@ def test_catalogue_app_agnostic_scenarios_use_no_behaviour() -> None:
     for path in agnostic:
         faults = yaml.safe_load(path.read_text())["faults"]
         assert not any("dyno" in fault for fault in faults), path.name
+
+
+def test_a_catalogue_behaviour_on_the_projects_web_dynos_is_a_lint_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "Procfile").write_text("web: python3 app.py\n")
+    (tmp_path / "simctl.yaml").write_text("apps:\n  web: {procfile: .}\n")
+    monkeypatch.chdir(tmp_path)
+    from simctl.scenario.loader import lint_scenario
+
+    result = lint_scenario(ROOT / "scenarios" / "app-crashed.yaml", stack=stack_info(),
+                           root=ROOT, runbooks=ROOT / "runbooks")
+    messages = {issue.message for issue in result.issues}
+    assert messages == {"dyno behaviours apply only to built-in dynos, and web.1 runs the "
+                        "project's own app (simctl.yaml): use a toxic or a process fault",
+                        "dyno behaviours apply only to built-in dynos, and web.2 runs the "
+                        "project's own app (simctl.yaml): use a toxic or a process fault",
+                        "dyno behaviours apply only to built-in dynos, and web.3 runs the "
+                        "project's own app (simctl.yaml): use a toxic or a process fault"}
