@@ -162,27 +162,45 @@ class Dashboard(App[None]):
             self._busy = False
 
     def apply(self, snap: Snapshot) -> None:
+        """Draw the summary and the visible panel; the others are drawn when shown."""
         self.snapshot = snap
         self.refreshes += 1
         self.query_one("#summary", Static).update(summary(snap))
-        health = self.query_one("#health-table", DataTable)
-        health.clear()
-        for t in snap.health:
-            health.add_row(t.job, t.instance, Text("up", "green") if t.up else Text("DOWN", "red"))
-        for table_id in ("#overview-alerts", "#alerts-table"):
-            table = self.query_one(table_id, DataTable)
-            table.clear()
-            for a in snap.alerts:
-                style = "bold red" if a.state == "firing" else "yellow"
-                table.add_row(Text(a.name, style), Text(a.state, style),
-                              since_text(a.since, snap.at), a.severity, a.runbook, a.summary)
-        for chart in snap.charts:
-            self._draw(chart, snap.at)
-        log = self.query_one("#log-lines", RichLog)
-        log.clear()
-        for line in snap.logs:
-            style = "red" if "at=error" in line.line else ""
-            log.write(Text(f"{line.router}: {compact(line.line)}", style))
+        self._fill(self.query_one(TabbedContent).active)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._fill(self.query_one(TabbedContent).active)
+
+    def _fill(self, pane_id: str) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        if pane_id == "overview":
+            health = self.query_one("#health-table", DataTable)
+            health.clear()
+            for t in snap.health:
+                health.add_row(t.job, t.instance,
+                               Text("up", "green") if t.up else Text("DOWN", "red"))
+            self._alerts("#overview-alerts", snap)
+        elif pane_id == "alerts":
+            self._alerts("#alerts-table", snap)
+        elif pane_id == "logs":
+            log = self.query_one("#log-lines", RichLog)
+            log.clear()
+            for line in snap.logs:
+                style = "red" if "at=error" in line.line else ""
+                log.write(Text(f"{line.router}: {compact(line.line)}", style))
+        else:
+            for key in next(p[2] for p in PANES if p[0] == pane_id):
+                self._draw(snap.chart(key), snap.at)
+
+    def _alerts(self, table_id: str, snap: Snapshot) -> None:
+        table = self.query_one(table_id, DataTable)
+        table.clear()
+        for a in snap.alerts:
+            style = "bold red" if a.state == "firing" else "yellow"
+            table.add_row(Text(a.name, style), Text(a.state, style),
+                          since_text(a.since, snap.at), a.severity, a.runbook, a.summary)
 
     def _draw(self, chart: Chart, now: float) -> None:
         widget = self.query_one(f"#chart-{chart.key}", PlotextPlot)
