@@ -377,7 +377,7 @@ class _Run:
     def _start_load(self) -> None:
         spec = self._load_spec()
         self.loop = BackgroundLoop()
-        self.load = LoadRunner(self.loop, spec)
+        self.load = LoadRunner(self.loop, spec, push_url=alert_watch.monitor_url(self.backend))
         assert self.actions is not None
         self.actions.load = self.load
         self.actions.loop = self.loop

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simctl.load import HttpTraffic, LoadGenerator, LogTraffic
+from simctl.load.push import SliPusher
+from simctl.load.results import LoadSnapshot
 from simctl.scenario.looper import BackgroundLoop
 
 RESPONSE, TIMEOUT, ERROR, UNSENT = "response", "timeout", "error", "unsent"
@@ -159,10 +161,20 @@ class LoadRunner:
     _retiring: list[Any] = field(default_factory=list)
     _count: int = 0
     started: float | None = None
+    push_url: str | None = None  # the stack's monitor: the run pushes its SLIs there
+    _pusher: SliPusher | None = None
 
     def start(self) -> None:
         self.set_rates(self.spec.http_rate, self.spec.logs_rate)
         self.started = time.monotonic()
+        if self.push_url:
+            self._pusher = SliPusher(self.push_url, self.spec.run_id, self._snapshot)
+            self.loop.run(self._pusher.start(), timeout=30)
+
+    def _snapshot(self) -> LoadSnapshot | None:
+        """The current HTTP generator's counters (a rate change starts them again, which
+        the monitor's rate() reads as a counter reset)."""
+        return self._http.snapshot() if self._http is not None else None
 
     def set_rates(self, http: float | None = None, logs: float | None = None) -> None:
         self.loop.run(self._set(http, logs), timeout=30)
@@ -208,6 +220,9 @@ class LoadRunner:
         self.loop.run(self._stop(), timeout=30)
 
     async def _stop(self) -> None:
+        if self._pusher is not None:
+            await self._pusher.stop()
+            self._pusher = None
         for gen in (self._http, self._logs):
             if gen is not None:
                 self._retiring.append(asyncio.ensure_future(gen.stop(grace=0.0)))
