@@ -101,7 +101,7 @@ def test_docs_setup_on_a_fresh_clone(tmp_path: Path) -> None:
                                 capture_output=True, timeout=60, check=False)
         assert status.returncode == 0, status.stderr
         rows = [ln for ln in status.stdout.splitlines() if " ok " in ln]
-        assert len(rows) == 11, status.stdout  # every service of stack/compose.yaml
+        assert len(rows) == 12, status.stdout  # every service of stack/compose.yaml
     finally:
         down = subprocess.run([str(simctl), "down"], cwd=clone, env=env, text=True,
                               capture_output=True, timeout=120, check=False)
