@@ -359,6 +359,7 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
         backend.apps = project_apps(allow_shell=allow_shell)
     outcomes = _outcomes(selected, control)
     started_stack = False
+    baseline = Baseline()
     exit_code = EXIT_OK
     began = time.time()
     stack_timing = wanted_timing
@@ -392,15 +393,21 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
             if exit_code != EXIT_STACK:
                 exit_code = _run_all(console, backend, outcomes, seed, stack_timing, fail_fast,
                                      allow_shell, reset_after_last=not started_stack,
-                                     control=control)
+                                     control=control, baseline=baseline)
         except interrupts.Interrupted as exc:
+            interrupts.hold()  # from here on, more signals wait for the clean-up
             exit_code = exc.exit_code
             _interrupted(console, outcomes, exc)
         except KeyboardInterrupt as exc:
+            interrupts.hold()
             exit_code = interrupts.exit_code_for(exc)
             _interrupted(console, outcomes, exc)
         finally:
             with interrupts.deferred():
+                if not started_stack and baseline.dirty:
+                    # A reused stack goes back to the baseline the run found on every
+                    # exit path, also what the runbook's steps changed (not only faults).
+                    _reset(console, backend, baseline)
                 ran = [o for o in outcomes if o.result is not None or o.skipped]
                 if ran:
                     try:
@@ -431,9 +438,28 @@ def _outcomes(selected: list[Selected], control: str | None) -> list[Outcome]:
     return [Outcome(s, control=c) for s in selected for c in expand(s.scenario, control)]
 
 
+@dataclass
+class Baseline:
+    """Whether the stack may differ from its baseline (a run began since the last reset)."""
+
+    dirty: bool = False
+
+
+def _reset(console: Console, backend: Any, baseline: Baseline) -> None:
+    from simctl.scenario.reset import reset_stack
+
+    try:
+        with console.status("resetting the stack to its baseline..."):
+            done = reset_stack(backend)
+        baseline.dirty = False
+        console.print(Text(f"  reset to baseline ({len(done)} action(s))", style="dim"))
+    except SimctlError as exc:
+        console.print(Text(f"  warning: reset failed: {exc}", style="yellow"))
+
+
 def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int | None,
              timing: str, fail_fast: bool, allow_shell: bool, *, reset_after_last: bool,
-             control: str | None = None) -> int:
+             control: str | None = None, baseline: Baseline | None = None) -> int:
     """Run every scenario; reset the stack to its baseline between two (and after the
     last one on a reused stack, which is left as it was found)."""
     from simctl.scenario.engine import EngineOptions, run_scenario
@@ -441,6 +467,7 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
 
     progress = Progress(console)
     options = EngineOptions(allow_shell=allow_shell, control=control)
+    baseline = baseline or Baseline()
     failed = False
     if reset_after_last:
         # A reused stack may hold what an earlier run or a person left: start from baseline.
@@ -454,6 +481,7 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
         if outcome.control is not None:
             console.print(Text(f"control run ({outcome.control.kind}): {s.scenario.id} without "
                                f"{outcome.control.label}; it must fail", style="bold yellow"))
+        baseline.dirty = True
         try:
             with progress.spinner():
                 run_options = (outcome.control.options(options) if outcome.control is not None
@@ -484,12 +512,7 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
         failed = failed or not outcome.ok
         last = index == len(outcomes) - 1
         if (not last and not (failed and fail_fast)) or reset_after_last:
-            try:
-                with console.status("resetting the stack to its baseline..."):
-                    done = reset_stack(backend)
-                console.print(Text(f"  reset to baseline ({len(done)} action(s))", style="dim"))
-            except SimctlError as exc:
-                console.print(Text(f"  warning: reset failed: {exc}", style="yellow"))
+            _reset(console, backend, baseline)
     _summary(console, outcomes)
     return EXIT_OK if not failed else EXIT_FAILED
 

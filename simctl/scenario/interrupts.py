@@ -6,7 +6,10 @@ Python turns SIGINT into KeyboardInterrupt but, by default, SIGTERM just ends th
 code that handles Ctrl-C handles both) in the main thread, between two steps of
 whatever it is doing. Inside ``deferred()`` (rollback, residue check) a signal is only
 recorded; ``pending()`` tells the caller afterwards, so a second Ctrl-C cannot interrupt
-the clean-up of the first.
+the clean-up of the first. Once a block has raised ``Interrupted``, further signals are
+only recorded until the outermost block ends, and ``hold()`` keeps it so until the
+process exits (``simctl verify`` after an interruption exits 130 or 143 whatever
+follows).
 
 Exit codes: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
 """
@@ -41,13 +44,34 @@ class Interrupted(KeyboardInterrupt):
 
 _defer_depth = 0
 _pending: list[int] = []
+_depth = 0  # nesting of signals_as_exceptions
+_raised = False  # one Interrupted raised in the current outermost block: the rest wait
+_held = False  # after hold(): signals are only recorded, until the process ends
 
 
 def _handler(signum: int, frame: Any) -> None:
-    if _defer_depth:
+    global _raised
+    if _defer_depth or _raised or _held:
         _pending.append(signum)
         return
+    _raised = True
     raise Interrupted(signum)
+
+
+def _record(signum: int, frame: Any) -> None:
+    _pending.append(signum)
+
+
+def hold() -> None:
+    """From now on SIGINT and SIGTERM are only recorded (``pending``), also after the
+    blocks end: for a process that was interrupted and is cleaning up to exit, so that
+    an impatient second Ctrl-C can neither cut the clean-up short nor turn the exit
+    status into an uncaught KeyboardInterrupt."""
+    global _held
+    _held = True
+    if in_main_thread():
+        for s in HANDLED:
+            signal.signal(s, _record)
 
 
 def in_main_thread() -> bool:
@@ -59,16 +83,23 @@ def signals_as_exceptions() -> Iterator[None]:
     """SIGINT and SIGTERM raise ``Interrupted`` inside the block (main thread only; a
     no-op elsewhere, where Python cannot receive signals anyway). Nests; the previous
     handlers are restored on exit."""
+    global _depth, _raised
     if not in_main_thread():
         yield
         return
     previous = {s: signal.getsignal(s) for s in HANDLED}
     for s in HANDLED:
         signal.signal(s, _handler)
+    _depth += 1
     try:
         yield
     finally:
+        _depth -= 1
+        if _depth == 0:
+            _raised = False  # the next block may be interrupted again
         for s, handler in previous.items():
+            if _held:
+                handler = _record
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
