@@ -137,11 +137,13 @@ def web(project: str, prometheus_url: str | None, span: str, window: str | None,
     sock = _bind(host, port)
     token = None if _loopback(host) else secrets.token_urlsafe(24)
     bound_host, bound_port = sock.getsockname()[:2]
+    if bound_host in ("0.0.0.0", "::"):  # every interface: a name other machines can use
+        bound_host = socket.gethostname()
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"http://{shown}:{bound_port}/"
     if token:
         url += f"?token={token}"
-        click.echo(f"token: {token} (cookie {'simctl_web_token'} or header X-Simctl-Token)")
+        click.echo(f"token: {token} (cookie simctl_web_token or header X-Simctl-Token)")
     click.echo(f"web view of {_title(source)} on {url}", nl=True)
     app = build_app(collector, token=token, title=_title(source))
     aioweb.run_app(app, sock=sock, print=None, handle_signals=True)
