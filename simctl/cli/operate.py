@@ -9,14 +9,17 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from simctl.backends.http import call, text
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
+from simctl.cli import render
 from simctl.cli.options import project_option
 from simctl.errors import InvalidInput, SimctlError, StackStartError
 from simctl.platform.logframe import printable
@@ -160,25 +163,49 @@ def dyno_set(backend: LocalBackend, name: str, behaviour: str, params: tuple[str
     if any(is_app_dyno(p.labels) for p in backend.find("dyno", dyno=name)):
         raise InvalidInput(BEHAVIOUR_REFUSED.format(dyno=name))
     shown = call("POST", f"{backend.url_of('dyno', dyno=name)}/control", body)
-    console.print(f"{name}: {shown}")
+    console.print(_behaviours({name: shown}))
+
+
+def _behaviours(shown: dict[str, Any]) -> Table:
+    """dyno | behaviour | parameters, from the dynos' /control answers."""
+    out = render.table("dyno", "behaviour", "parameters", ids=("dyno",))
+    for name, answer in shown.items():
+        if isinstance(answer, dict):
+            out.add_row(Text(name), Text(str(answer.get("behaviour", "-"))),
+                        Text(render.pairs(answer, skip=("behaviour",)) or "-"))
+        else:
+            out.add_row(Text(name), Text("-"), Text(render.value_text(answer)))
+    return render.fit_ids(out)
 
 
 @dyno.command("show")
 @click.argument("name", metavar="DYNO", required=False)
+@render.json_option
 @project_option
-def dyno_show(backend: LocalBackend, name: str | None) -> None:
+def dyno_show(backend: LocalBackend, name: str | None, as_json: bool) -> None:
     """Show the behaviour of one dyno, or of all of them."""
-    table = Table("dyno", "behaviour")
-    for proc in sorted(backend.find("dyno"), key=lambda p: str(p.labels.get("dyno"))):
-        dyno_name = str(proc.labels.get("dyno"))
-        if name and dyno_name != name:
-            continue
+    procs = sorted(backend.find("dyno"), key=lambda p: str(p.labels.get("dyno")))
+    if name:
+        procs = [p for p in procs if str(p.labels.get("dyno")) == name]
+        if not procs:
+            raise InvalidInput(f"no dyno '{name}' in project '{backend.project}'"
+                               f"{did_you_mean(name, _dyno_names(backend))}")
+    shown: dict[str, Any] = {}
+    for proc in procs:
         try:
-            shown = call("GET", f"{base_url(proc)}/control", timeout=2)
-        except Exception as exc:  # a killed dyno is still listed
-            shown = f"unreachable ({exc})"
-        table.add_row(dyno_name, str(shown))
-    console.print(table)
+            shown[str(proc.labels.get("dyno"))] = call("GET", f"{base_url(proc)}/control",
+                                                       timeout=2)
+        except SimctlError as exc:  # a killed dyno is still listed
+            shown[str(proc.labels.get("dyno"))] = {"behaviour": "unreachable",
+                                                   "error": str(exc)}
+    if as_json:
+        render.echo_json(shown)
+    else:
+        console.print(_behaviours(shown))
+
+
+def _dyno_names(backend: LocalBackend) -> list[str]:
+    return sorted(str(p.labels.get("dyno")) for p in backend.find("dyno"))
 
 
 @dyno.command("reset")
@@ -200,7 +227,8 @@ def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
 # -- operator actions --------------------------------------------------------------------
 
 
-def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[str]:
+def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[tuple[str, str]]:
+    """(name, admin URL) of the router named (router-1 or router.1), or of every router."""
     if bool(name) == all_:
         raise click.UsageError("give a ROUTER (router-1) or --all")
     procs = backend.find("router")
@@ -209,7 +237,16 @@ def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[str]:
         if not procs:
             raise InvalidInput(f"no router {name!r} (routers: "
                                f"{', '.join(p.name for p in backend.find('router'))})")
-    return [base_url(p) for p in procs]
+    return [(p.name, base_url(p)) for p in procs]
+
+
+def _each_router(backend: LocalBackend, name: str | None, all_: bool, method: str,
+                 path: str, body: Any = None) -> None:
+    """Send one admin request to each router named; one table row per answer."""
+    rows = [(router_name, call(method, f"{url}{path}", body))
+            for router_name, url in _routers(backend, name, all_)]
+    console.print(render.answers("router", [(n, a if isinstance(a, dict) else {"answer": a})
+                                            for n, a in rows]))
 
 
 @click.group()
@@ -223,8 +260,7 @@ def router() -> None:
 @project_option
 def router_flush(backend: LocalBackend, name: str | None, all_: bool) -> None:
     """Flush a router's route cache and quarantine, then resync from a fresh snapshot."""
-    for url in _routers(backend, name, all_):
-        console.print(f"{url}: {call('POST', f'{url}/admin/flush', {})}")
+    _each_router(backend, name, all_, "POST", "/admin/flush", {})
 
 
 @router.command("resync")
@@ -233,8 +269,7 @@ def router_flush(backend: LocalBackend, name: str | None, all_: bool) -> None:
 @project_option
 def router_resync(backend: LocalBackend, name: str | None, all_: bool) -> None:
     """Force a router to fetch a fresh route table snapshot from sync."""
-    for url in _routers(backend, name, all_):
-        console.print(f"{url}: {call('POST', f'{url}/admin/resync', {})}")
+    _each_router(backend, name, all_, "POST", "/admin/resync", {})
 
 
 @router.command("keepalive")
@@ -244,21 +279,45 @@ def router_resync(backend: LocalBackend, name: str | None, all_: bool) -> None:
 @project_option
 def router_keepalive(backend: LocalBackend, setting: str, name: str | None, all_: bool) -> None:
     """Reuse connections to dynos (on) or open one per request (off, Vegur's default)."""
-    for url in _routers(backend, name, all_):
-        if setting == "show":
-            answer = call("GET", f"{url}/admin/keepalive")
-        else:
-            answer = call("POST", f"{url}/admin/keepalive", {"enabled": setting == "on"})
-        console.print(f"{url}: {answer}")
+    if setting == "show":
+        _each_router(backend, name, all_, "GET", "/admin/keepalive")
+    else:
+        _each_router(backend, name, all_, "POST", "/admin/keepalive",
+                     {"enabled": setting == "on"})
 
 
 @router.command("routes")
 @click.argument("name", metavar="ROUTER")
+@render.json_option
 @project_option
-def router_routes(backend: LocalBackend, name: str) -> None:
-    """Show the route table a router is using, and its sync state."""
-    for url in _routers(backend, name, False):
-        console.print_json(data=call("GET", f"{url}/admin/routes"))
+def router_routes(backend: LocalBackend, name: str, as_json: bool) -> None:
+    """Show the route table a router is using, and its sync stream state."""
+    ((router_name, url),) = _routers(backend, name, False)
+    routes = call("GET", f"{url}/admin/routes")
+    health = call("GET", f"{url}/health")
+    sync_state = health.get("sync", {}) if isinstance(health, dict) else {}
+    quarantined = health.get("quarantined", []) if isinstance(health, dict) else []
+    if as_json:
+        render.echo_json({"router": router_name, **routes, "sync": sync_state,
+                          "quarantined": quarantined})
+        return
+    console.print(Text(f"{router_name}: route table version {routes.get('version')} "
+                       f"(epoch {routes.get('epoch')}), quarantined: "
+                       f"{render.value_text(quarantined)}"))
+    console.print(render.fields("sync stream", sync_state))
+    out = render.table("app", "domains", "maintenance", "dyno", "address", "state",
+                       ids=("app", "dyno", "address"))
+    for app, entry in sorted(routes.get("apps", {}).items()):
+        dynos = entry.get("dynos") or [{}]
+        for index, dyno_entry in enumerate(dynos):
+            first = index == 0
+            out.add_row(Text(app if first else ""),
+                        Text(render.value_text(entry.get("domains")) if first else ""),
+                        Text(render.value_text(entry.get("maintenance")) if first else ""),
+                        Text(str(dyno_entry.get("name", "-"))),
+                        Text(str(dyno_entry.get("address", "-"))),
+                        Text(str(dyno_entry.get("state", "-"))))
+    console.print(render.fit_ids(out))
 
 
 @click.command()
@@ -280,10 +339,25 @@ def drain() -> None:
 
 
 @drain.command("list")
+@render.json_option
 @project_option
-def drain_list(backend: LocalBackend) -> None:
+def drain_list(backend: LocalBackend, as_json: bool) -> None:
     """Every drain with its state, buffer and counters."""
-    console.print_json(data=call("GET", f"{backend.url_of('logplex')}/admin/drains"))
+    answer = call("GET", f"{backend.url_of('logplex')}/admin/drains")
+    if as_json:
+        render.echo_json(answer)
+        return
+    # The rest (app, token, frames, attempts) is in --json.
+    out = render.table("drain", "enabled", "state", "service", "buffer", "delivered",
+                       "dropped", "last error", "url", ids=("drain",))
+    for entry in answer.get("drains", []):
+        buffer = entry.get("buffer") or {}
+        out.add_row(*(Text(render.value_text(v)) for v in (
+            entry.get("name"), entry.get("enabled"), entry.get("state"), entry.get("service"),
+            f"{buffer.get('messages', 0)}/{buffer.get('capacity', '?')}",
+            entry.get("delivered"), entry.get("dropped"), entry.get("last_error"),
+            entry.get("url"))))
+    console.print(render.fit_ids(out))
 
 
 def _drain_switch(enabled: bool):
@@ -354,7 +428,9 @@ def sync_address(backend: LocalBackend, name: str, address: str, app: str) -> No
 @project_option
 def sync_poison(backend: LocalBackend) -> None:
     """Append a malformed record to the route stream (routers must not crash-loop)."""
-    console.print(call("POST", f"{backend.url_of('sync')}/poison", {}))
+    answer = call("POST", f"{backend.url_of('sync')}/poison", {})
+    shown = render.pairs(answer) if isinstance(answer, dict) else render.value_text(answer)
+    console.print(Text(f"poison record appended: {shown}"))
 
 
 COMMANDS = [logs, metrics, scale, dyno, router, rod, drain, maintenance, sync]

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simctl.cli import render
 from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
 from simctl.runbook.check import CheckContext, check_runbook
 from simctl.runbook.model import Step
@@ -28,18 +29,25 @@ def runbook() -> None:
 
 
 @runbook.command("list")
-def list_() -> None:
+@render.json_option
+def list_(as_json: bool) -> None:
     """List the runbooks (runbooks/*.md) with their alerts, scenarios and steps."""
     paths = catalog.runbook_files()
     console = _console()
-    if not paths:
+    if not paths and not as_json:
         console.print(Text(f"no runbooks in {catalog.display(catalog.runbooks_dir())}"))
         return
-    table = Table("id", "title", "alerts", "scenarios", "steps", "file")
+    table = render.table("id", "title", "alerts", "scenarios", "steps", "file", ids=("id",))
+    listed = []
     for path in paths:
         book = parse_runbook(path)
         front = book.front
         runnable = sum(1 for s in book.steps if s.executable)
+        listed.append({"id": book.id, "file": catalog.display(path), "title": book.title or None,
+                       "alerts": list(front.alerts) if front else [],
+                       "scenarios": list(front.scenarios) if front else [],
+                       "steps": [{"id": s.id, "section": s.section, "runs": _runs(s)}
+                                 for s in book.steps]})
         table.add_row(
             Text(book.id), Text(book.title or "(no valid front matter)"),
             Text(", ".join(front.alerts) if front else ""),
@@ -47,7 +55,10 @@ def list_() -> None:
             f"{len(book.steps)} ({runnable} simctl-only)",
             Text(catalog.display(path)),
         )
-    console.print(table)
+    if as_json:
+        render.echo_json(listed)
+    else:
+        console.print(render.fit_ids(table))
 
 
 @runbook.command()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simctl.cli import render
 from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
 from simctl.scenario import catalog
 from simctl.scenario.describe import describe, undo
@@ -48,17 +49,25 @@ def scenario() -> None:
 
 
 @scenario.command("list")
-def list_() -> None:
+@render.json_option
+def list_(as_json: bool) -> None:
     """List the scenarios (scenarios/*.yaml), with whether each is valid."""
     paths = catalog.scenario_files()
     console = _console()
-    if not paths:
+    if not paths and not as_json:
         console.print(Text(f"no scenarios in {catalog.display(catalog.scenarios_dir())}"))
         return
-    table = Table("id", "title", "difficulty", "tags", "runbook", "status")
+    table = render.table("id", "title", "difficulty", "tags", "runbook", "status",
+                         ids=("id",))
+    listed = []
     for path in paths:
         result = _lint(path)
         s = result.scenario
+        listed.append({"id": s.id if s else path.stem, "file": catalog.display(path),
+                       "valid": s is not None, "errors": len(result.issues),
+                       "title": s.title if s else None,
+                       "difficulty": s.difficulty if s else None,
+                       "tags": list(s.tags) if s else [], "runbook": s.runbook if s else None})
         status = Text("ok", style="green") if s else Text(
             f"{len(result.issues)} error(s)", style="red")
         if s is None:
@@ -66,7 +75,10 @@ def list_() -> None:
             continue
         table.add_row(Text(s.id), Text(s.title), str(s.difficulty), Text(", ".join(s.tags)),
                       Text(s.runbook), status)
-    console.print(table)
+    if as_json:
+        render.echo_json(listed)
+    else:
+        console.print(render.fit_ids(table))
 
 
 @scenario.command()

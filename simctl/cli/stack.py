@@ -14,6 +14,7 @@ from rich.text import Text
 from simctl.backends.local import LocalBackend
 from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
+from simctl.cli.render import echo_json, json_option
 from simctl.errors import InvalidInput
 from simctl.platform.timing import PROFILES
 from simctl.runbook.shell_guard import allow_shell_callback
@@ -150,12 +151,22 @@ def _compose_leftovers_down(project: str) -> list[str]:
 
 
 @click.command()
+@json_option
 @project_option
-def status(backend: LocalBackend) -> None:
+def status(backend: LocalBackend, as_json: bool) -> None:
     """Health of every service, endpoints and key SLIs."""
     state = backend.require_state()
     rows = backend.status()
+    if as_json:
+        echo_json({"project": backend.project, "backend": state.backend,
+                   "timing": state.timing, "toxiproxy_url": state.toxiproxy_url,
+                   "endpoints": state.endpoints,
+                   "services": [{"name": r.name, "role": r.role, "pid": r.pid,
+                                 "state": r.health.status, "reason": r.health.reason}
+                                for r in rows]})
+        return
     table = Table("service", "role", "pid", "state", "reason")
+    table.columns[0].no_wrap = True
     for row in rows:
         style = "green" if row.health.ok else ("yellow" if row.running else "red")
         table.add_row(

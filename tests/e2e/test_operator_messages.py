@@ -4,6 +4,7 @@ refusal of bad input exits 2 with its reason on one line; `metrics toxiproxy` an
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,3 +89,31 @@ def test_the_state_folder_of_a_running_stack_is_private(env: dict[str, str]) -> 
     assert len(paths) > 10  # state.json and a log per service
     assert {p.stat().st_mode & 0o777 for p in paths if p.is_dir()} == {0o700}
     assert {p.stat().st_mode & 0o777 for p in paths if p.is_file()} == {0o600}
+
+
+def test_operator_answers_are_tables_or_json_never_reprs(env: dict[str, str]) -> None:
+    narrow = {**env, "COLUMNS": "60"}
+    outputs = {}
+    for args in (("dyno", "set", "web.2", "latency", "-p", "ms=5"), ("dyno", "show"),
+                 ("router", "flush", "--all"), ("router", "resync", "router-2"),
+                 ("router", "keepalive", "show", "--all"), ("router", "routes", "router-1"),
+                 ("drain", "list"), ("status",), ("dyno", "reset", "--all")):
+        done = sim(narrow, *args)
+        assert done.returncode == 0, done.stderr
+        assert "{'" not in done.stdout, done.stdout  # no Python dict repr
+        outputs[args[:2]] = done.stdout
+    assert "│ web.2 │ latency   │ ms=5 jitter=0" in outputs[("dyno", "show")]
+    for name in ("router-1", "router-2"):  # names people type back are never cut
+        assert f"│ {name} │" in outputs[("router", "flush")]
+    routes = outputs[("router", "routes")]
+    assert "sync stream" in routes
+    assert "│ state         │ following" in routes
+    assert "│ web.3 │" in routes
+    assert "│ main  │ yes " in outputs[("drain", "list")]
+    parsed = {args: json.loads(sim(env, *args, "--json").stdout) for args in (
+        ("status",), ("dyno", "show"), ("drain", "list"), ("router", "routes", "router.1"))}
+    assert {s["name"] for s in parsed[("status",)]["services"]} >= {"router-1", "dyno-1"}
+    assert parsed[("dyno", "show")]["web.1"] == {"behaviour": "normal"}
+    assert [d["name"] for d in parsed[("drain", "list")]["drains"]] == ["main", "audit"]
+    assert parsed[("router", "routes", "router.1")]["sync"]["state"] == "following"
+    assert parsed[("router", "routes", "router.1")]["router"] == "router-1"

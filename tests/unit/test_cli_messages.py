@@ -74,3 +74,14 @@ def httpserver_answers():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(("group", "key"), [("scenario", "valid"), ("runbook", "steps")])
+def test_list_json(group: str, key: str) -> None:
+    import json
+
+    result = CliRunner().invoke(main, [group, "list", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert "slow-dyno" in {entry["id"] for entry in listed}
+    assert all(key in entry for entry in listed)
