@@ -76,6 +76,9 @@ def parse_option(value: str, dynos: int, allow_shell: bool) -> AppSpec:
     name, sep, path = value.partition("=")
     if not sep or not path:
         raise InvalidInput(f"--app {value!r}: expected NAME=PROCFILE_OR_DIR")
+    if not Path(path).expanduser().exists():
+        raise InvalidInput(f"--app {value!r}: {path} is not a Procfile or a directory holding "
+                           "one (container images are not supported yet: docs/apps.md)")
     return _app(check_name(name), Path(path).expanduser(), dynos, {}, allow_shell)
 
 

@@ -38,11 +38,15 @@ def port_blocks(apps: list[AppSpec]) -> dict[str, PortBlock]:
     blocks = {}
     others = 0
     for app in apps:
+        # The supervisor takes the port a built-in dyno serves /health, /metrics and
+        # /control on, so whatever reaches dyno-N there (a scrape, a probe) finds that
+        # contract; the team's process gets a port of its own.
         if app.name == BUILTIN_APP:
-            blocks[app.name] = PortBlock(7400, 8400, 21400, "dyno")
+            blocks[app.name] = PortBlock(8400, 7400, 21400, "dyno")
         else:
             step = 40 * others
-            blocks[app.name] = PortBlock(7700 + step, 8700 + step, 21700 + step,
+            # not 8700: stacks at port offsets 1,500 apart would meet (8701 = 7201 + 1500)
+            blocks[app.name] = PortBlock(8800 + step, 7700 + step, 21700 + step,
                                          f"{app.name}-dyno")
             others += 1
     return blocks

@@ -77,16 +77,19 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
        config_path: Path | None = None, allow_shell: bool = False,
        prometheus: bool = False) -> None:
     """Start the stack and print its endpoints."""
-    from simctl.apps.config import resolve
+    from simctl.apps.config import PROJECT_FILE, resolve
 
     external = obj.toxiproxy_url if obj.toxiproxy_url_given else None
-    apps = resolve(app_options, dynos, config_path, Path.cwd(), allow_shell)
+    if backend_name == "compose" and (app_options or config_path or dynos is not None
+                                      or (Path.cwd() / PROJECT_FILE).is_file()):
+        raise InvalidInput("your own apps (--app, --dynos, --config, ./simctl.yaml) run on the "
+                           "local backend only, from a Procfile (images are not supported yet: "
+                           "docs/apps.md)")
+    apps = resolve(app_options, dynos, config_path, Path.cwd(), allow_shell) \
+        if backend_name == "local" else []
     if backend_name == "compose":
         from simctl.backends.compose import ComposeBackend
 
-        if apps:
-            raise InvalidInput("your own apps (--app, simctl.yaml) run on the local backend "
-                               "only; drop --backend compose (docs/apps.md)")
         backend = ComposeBackend(project, timing=timing, port_offset=port_offset,
                                  toxiproxy_url=external)
     else:

@@ -90,13 +90,13 @@ def test_web_replaces_the_builtin_dynos_and_another_app_is_added(tmp_path: Path)
     assert all("procfile-dyno" in spec.command for spec in dynos.values())
     web1 = dynos["dyno-1"]
     assert web1.labels["dyno"] == "web.1"
-    assert web1.command[web1.command.index("--port") + 1] == "7501"
-    assert web1.health_url == "http://127.0.0.1:8501/health"
+    assert web1.command[web1.command.index("--port") + 1] == "8501"  # the process's $PORT
+    assert web1.health_url == "http://127.0.0.1:7501/health"  # the supervisor's
     proxies = {p["name"]: p for p in definition.proxies}
     assert "web.3" not in proxies  # the built-in third dyno is gone with its link
-    assert proxies["web.2"]["upstream"] == "127.0.0.1:7502"
+    assert proxies["web.2"]["upstream"] == "127.0.0.1:8502"
     assert proxies["shop.1"] == {"name": "shop.1", "listen": "127.0.0.1:21801",
-                                 "upstream": "127.0.0.1:7801", "enabled": True}
+                                 "upstream": "127.0.0.1:8901", "enabled": True}
     sync = next(s for s in definition.services.values() if s.role == "sync").command
     assert [sync[i + 1] for i, a in enumerate(sync) if a == "--dyno"] == [
         "web/web.1=127.0.0.1:21501", "web/web.2=127.0.0.1:21502",
