@@ -211,8 +211,12 @@ class Dashboard(App[None]):
         plt.xlabel("seconds ago")
         plt.xlim(-self.collector.span, 0)
         top = 0.0
+        # Braille markers give two dots per column: more points than that only cost time.
+        stride = max(1, -(-len(chart.series[0].points) // (2 * max(widget.size.width, 20)))) \
+            if chart.series else 1
         for series in chart.series:
-            points = [(t - now, v) for t, v in series.points if v is not None]
+            points = [(t - now, v) for t, v in series.points[::-1][::stride][::-1]
+                      if v is not None]
             if points:
                 plt.plot([p[0] for p in points], [p[1] for p in points], label=series.name)
                 top = max(top, *(p[1] for p in points))

@@ -52,7 +52,7 @@ def _number(raw: str) -> float:
     return float(raw)  # Prometheus sends values as strings, "NaN" and "+Inf" included
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """'connection refused', 'timed out', or the error's own words."""
     cause = getattr(exc, "os_error", exc)
     if isinstance(cause, ConnectionRefusedError):
@@ -106,7 +106,7 @@ class PromClient:
                     body = None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PromUnreachable(f"cannot reach the Prometheus API at {self.url}: "
-                                  f"{_reason(exc)}") from None
+                                  f"{reason_of(exc)}") from None
         if not isinstance(body, dict) or body.get("status") != "success":
             detail = body.get("error") if isinstance(body, dict) else f"HTTP {resp.status}"
             raise PromQueryError(f"{path}: {detail}")

@@ -16,7 +16,7 @@ import aiohttp
 
 from simctl.errors import SimctlError
 from simctl.views.panels import CHARTS, HEALTH, Panel, legend
-from simctl.views.prom_client import PromClient, finite
+from simctl.views.prom_client import PromClient, finite, reason_of
 
 LOG_LINES = 100
 
@@ -113,7 +113,7 @@ async def _router_logs(session: aiohttp.ClientSession, router: str, url: str) ->
             resp.raise_for_status()
             body = await resp.json()
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-        raise SimctlError(f"{router} logs: {str(exc) or type(exc).__name__}") from None
+        raise SimctlError(f"{router} logs: {reason_of(exc)}") from None
     return [LogLine(router, str(item.get("line", ""))) for item in body if isinstance(item, dict)]
 
 
@@ -149,6 +149,12 @@ class Collector:
                 for t, v in series.points:
                     points[t] = None if finite(v) is None else v * panel.scale
         self._fetched_to[panel.key] = end
+        return self._kept(panel, end)
+
+    def _kept(self, panel: Panel, end: float) -> Chart:
+        """The panel's points within the span, as held (also when the API stopped answering)."""
+        history = self._points.setdefault(panel.key, {})
+        start = end - self.span
         chart = Chart(panel.key, panel.title, panel.unit)
         for key in sorted(history):
             kept = {t: v for t, v in history[key].items() if t >= start}
@@ -179,9 +185,8 @@ class Collector:
             if isinstance(result, SimctlError):
                 if str(result) not in snap.errors:
                     snap.errors.append(str(result))
-                if 2 <= index < 2 + len(CHARTS):  # keep the panel, empty
-                    panel = CHARTS[index - 2]
-                    snap.charts.append(Chart(panel.key, panel.title, panel.unit))
+                if 2 <= index < 2 + len(CHARTS):  # keep the panel with what it held
+                    snap.charts.append(self._kept(CHARTS[index - 2], end))
                 continue
             if isinstance(result, BaseException):
                 raise result

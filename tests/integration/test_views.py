@@ -74,16 +74,25 @@ async def test_snapshot_has_every_panel(stack_and_prom: tuple[str, str]) -> None
     assert any("status=200" in line.line for line in snap.logs)
 
 
-async def test_unreachable_source_is_reported_not_raised(stack_and_prom) -> None:
-    project, _ = stack_and_prom
-    collector = _collector(project, "http://127.0.0.1:9")  # discard port: nothing listens
+async def test_unreachable_source_is_reported_and_charts_keep_their_points(
+        stack_and_prom) -> None:
+    project, url = stack_and_prom
+    collector = _collector(project, url)
     try:
+        before = await _snapshot_when(collector, lambda s: s.chart("sync").series)
+        collector.prom.url = "http://127.0.0.1:9"  # the API goes away (discard port)
+        collector.routers["router.9"] = "http://127.0.0.1:9"
         snap = await collector.collect()
     finally:
         await collector.close()
     assert snap.health == []
-    assert len(snap.charts) == 6
-    assert any("cannot reach the Prometheus API" in e for e in snap.errors)
+    assert [c.key for c in snap.charts] == [c.key for c in before.charts]
+    assert [s.name for s in snap.chart("sync").series] == \
+        [s.name for s in before.chart("sync").series]  # what was fetched is still drawn
+    assert any("cannot reach the Prometheus API" in e and "connection refused" in e
+               for e in snap.errors)
+    assert "router.9 logs: connection refused" in snap.errors
+    assert any(line.router == "router.1" for line in snap.logs)
     with pytest.raises(MonitorUnreachable):
         async with PromClient("http://127.0.0.1:9") as prom:
             await prom.probe()

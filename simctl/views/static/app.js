@@ -92,7 +92,9 @@ function drawChart(c, snap) {
   }));
   const layout = { margin: { l: 50, r: 10, t: 5, b: 30 }, showlegend: true,
                    legend: { orientation: "h", y: -0.2 }, yaxis: { rangemode: "tozero" },
-                   xaxis: { tickformat: "%H:%M:%S", range: [new Date((snap.at - snap.span) * 1000),
+                   annotations: traces.length ? [] : [{ text: "no data", showarrow: false,
+                                                        xref: "paper", yref: "paper" }],
+                   xaxis: { type: "date", tickformat: "%H:%M:%S", range: [new Date((snap.at - snap.span) * 1000),
                                     new Date(snap.at * 1000)] },
                    uirevision: c.key };
   Plotly.react(id, traces, layout, { displayModeBar: false, responsive: true });
