@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.markdown import Markdown
 from rich.text import Text
 
 from simctl.cli import render
 from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
 from simctl.runbook.check import CheckContext, check_runbook
-from simctl.runbook.model import Step
-from simctl.runbook.parser import parse_runbook
+from simctl.runbook.model import Runbook, Step
+from simctl.runbook.parser import front_matter_lines, parse_runbook
 from simctl.runbook.shell_guard import allow_shell_callback
 from simctl.runbook.steps import DEFAULT_TIMEOUT, StepResult, run_step
 from simctl.scenario import catalog
@@ -64,7 +65,8 @@ def list_(as_json: bool) -> None:
 @runbook.command()
 @click.argument("runbook_ref", metavar="RUNBOOK")
 def show(runbook_ref: str) -> None:
-    """Show a runbook's front matter, sections and steps (an id or a path)."""
+    """Show a runbook (an id or a path): its front matter, its text rendered, and a table
+    of its steps and how each runs."""
     path = catalog.resolve_runbook(runbook_ref)
     book = parse_runbook(path)
     if book.front_line is None:
@@ -79,14 +81,27 @@ def show(runbook_ref: str) -> None:
                            f"{', '.join(front.scenarios) or '-'}   owner: {front.owner or '-'}"))
     else:
         console.print(Text("no valid front matter (see `simctl runbook check`)"))
-    console.print(Text(f"sections: {', '.join(h.title for h in book.headings) or '-'}"))
-    table = Table("step", "section", "line", "runs", "commands")
+    console.print(Markdown(_prose(path, book), code_theme="ansi_dark"))
+    console.print()
+    table = render.table("step", "section", "line", "runs", "commands", ids=("step",))
     for step in book.steps:
         runs = _runs(step)
         commands = "\n".join(c.text for c in step.commands) or "-"
         table.add_row(Text(step.id or ""), Text(step.section or "-"), str(step.line), runs,
                       Text(commands))
-    console.print(table)
+    console.print(render.fit_ids(table))
+
+
+def _prose(path: Path, book: Runbook) -> str:
+    """The Markdown after the front matter, each step's block preceded by a line naming it
+    (rendered code blocks do not show their ids)."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    for step in sorted(book.steps, key=lambda s: s.line, reverse=True):
+        fence = lines[step.line - 1]
+        indent = fence[: len(fence) - len(fence.lstrip())]
+        lines.insert(step.line - 1, f"\n{indent}*step* `{step.id}` ({_runs(step)}):\n\n")
+    return "".join(lines[front_matter_lines(text):])
 
 
 def _runs(step: Step) -> str:
@@ -122,8 +137,9 @@ def check(runbooks: tuple[str, ...]) -> None:
 
 @runbook.command()
 @click.argument("runbook_ref", metavar="RUNBOOK")
-@click.option("--step", "steps", multiple=True, required=True, metavar="ID",
-              help="The step to run (repeatable: run in order, stop at the first failure).")
+@click.option("--step", "steps", multiple=True, metavar="ID",
+              help="The step to run (repeatable: run in order, stop at the first failure). "
+                   "Without it, walk every step and ask before running each.")
 @click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Also run steps with non-simctl commands (through /bin/sh -c).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT,
@@ -132,11 +148,55 @@ def run(runbook_ref: str, steps: tuple[str, ...], allow_shell: bool, timeout: fl
     """Run runbook steps. simctl commands run without a shell; exits 1 when a step fails."""
     book = parse_runbook(catalog.resolve_runbook(runbook_ref))
     console = _console()
+    if not steps:
+        _walk(console, book, allow_shell, timeout)
+        return
     for step_id in steps:
         result = run_step(book, step_id, allow_shell=allow_shell, timeout=timeout)
         _report(console, result)
         if not result.ok:
             sys.exit(EXIT_FAILED)
+
+
+def _walk(console: Console, book: Runbook, allow_shell: bool, timeout: float) -> None:
+    """Every step in file order: show it, and run it if the answer is yes (the shell rule
+    holds: a step it refuses, or one needing --allow-shell without it, is only shown)."""
+    if not book.steps:
+        raise InvalidInput(f"{catalog.display(book.path)}: no steps (fenced blocks with an id)")
+    ran = skipped = 0
+    for number, step in enumerate(book.steps, 1):
+        console.rule(Text(f"{number}/{len(book.steps)} step {step.id} "
+                          f"({step.section or 'no section'}, line {step.line})"))
+        for command in step.commands:
+            console.print(Text(f"  $ {command.text}"))
+        why_not = None
+        if step.refused_commands:
+            why_not = f"refused: {step.refused_commands[0].refused} (RB013)"
+        elif not step.executable and not allow_shell:
+            why_not = "needs --allow-shell"
+        if why_not or not step.commands:
+            console.print(Text(f"not run: {why_not or 'no command'}", style="yellow"))
+            skipped += 1
+            continue
+        try:
+            answer = click.prompt("run it? y(es), n(o: skip), q(uit)",
+                                  type=click.Choice(["y", "n", "q"]), default="n",
+                                  show_choices=False)
+        except click.Abort:  # end of input: nothing more is asked
+            answer = "q"
+            console.print()
+        if answer == "q":
+            break
+        if answer == "n":
+            skipped += 1
+            continue
+        result = run_step(book, step.id or "", allow_shell=allow_shell, timeout=timeout)
+        _report(console, result)
+        ran += 1
+        if not result.ok:
+            sys.exit(EXIT_FAILED)
+    console.print(Text(f"{ran} step(s) run, {skipped} skipped, "
+                       f"{len(book.steps) - ran - skipped} not reached"))
 
 
 def _report(console: Console, result: StepResult) -> None:

@@ -157,6 +157,15 @@ def parse_text(text: str, path: Path) -> Runbook:
     return runbook
 
 
+def front_matter_lines(text: str) -> int:
+    """How many lines the front matter spans (0 when there is none or it is not closed)."""
+    lines = text.splitlines()
+    if not lines or lines[0].rstrip() != "---":
+        return 0
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+    return 0 if end is None else end + 1
+
+
 def parse_runbook(path: str | Path) -> Runbook:
     """Read and parse a runbook file; InvalidInput when it cannot be read."""
     path = Path(path)

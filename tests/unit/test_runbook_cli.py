@@ -123,7 +123,40 @@ def test_run_unknown_step() -> None:
     assert "no step 'nope'" in result.stderr
 
 
-def test_run_needs_a_step() -> None:
-    result = run("runbook", "run", "run-steps")
-    assert result.exit_code == 2
-    assert "Missing option '--step'" in result.output
+def test_run_without_step_walks_the_steps_and_asks() -> None:
+    result = CliRunner().invoke(main, ["runbook", "run", "run-steps"],
+                                input="n\nn\nn\ny\nq\n")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "1/9 step show-links (Diagnose, line 14)" in out
+    assert "$ simctl proxies" in out
+    assert "step list-toxics: ok (1 command(s)" in out
+    assert "5/9 step fails-midway" in out  # shown, then quit
+    assert "exit 2" not in out  # fails-midway was not run
+    assert out.rstrip().endswith("1 step(s) run, 3 skipped, 5 not reached")
+
+
+def test_walking_keeps_the_shell_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "shell-ran"
+    monkeypatch.setenv("SIMCTL_TEST_MARKER", str(marker))
+    result = CliRunner().invoke(main, ["runbook", "run", "self-granting"], input="n\n" + "y\n" * 9)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("not run: refused:") == 3
+    assert "not run: needs --allow-shell" in result.output
+    assert not marker.exists()
+    assert result.output.rstrip().endswith("0 step(s) run, 5 skipped, 0 not reached")
+
+
+def test_run_walk_stops_at_a_failing_step() -> None:
+    result = CliRunner().invoke(main, ["runbook", "run", "run-steps"],
+                                input="n\nn\nn\nn\ny\n")
+    assert result.exit_code == 1
+    assert "step fails-midway: failed, 1 command(s) not run" in result.output
+
+
+def test_show_renders_the_prose_and_names_each_step() -> None:
+    result = run("runbook", "show", "logplex-drain-backlog")
+    assert result.exit_code == 0, result.output
+    assert "step disable-slow-drain (simctl):" in result.output
+    assert "step drain-metrics (needs --allow-shell):" in result.output
+    assert "---" not in result.output.splitlines()[2]  # the front matter is not shown as text
