@@ -44,11 +44,13 @@ def view_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Read this Prometheus API instead of the project's monitor "
                           "(env SIMCTL_PROMETHEUS_URL)."),
         click.option("--span", default="5m", show_default=True, callback=_duration,
+                     metavar="D",
                      help="History shown in the charts (30s..1h)."),
-        click.option("--window", default=None, callback=_duration,
+        click.option("--window", default=None, callback=_duration, metavar="D",
                      help="Rate window of the queries [default: 10s on fast timing, else 30s]."),
         click.option("--interval", type=click.FloatRange(0.2, 60), default=1.0,
-                     show_default=True, help="Seconds between refreshes."),
+                     show_default=True,
+                     help="Seconds between refreshes (web: between the page's polls)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -122,7 +124,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 @click.command()
 @view_options
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST",
               help="Address to bind; anything but loopback requires the printed token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8090, show_default=True,
               help="Port to bind (0 picks a free one).")
@@ -145,7 +147,7 @@ def web(project: str, prometheus_url: str | None, span: str, window: str | None,
         url += f"?token={token}"
         click.echo(f"token: {token} (cookie simctl_web_token or header X-Simctl-Token)")
     click.echo(f"web view of {_title(source)} on {url}", nl=True)
-    app = build_app(collector, token=token, title=_title(source))
+    app = build_app(collector, token=token, title=_title(source), interval=interval)
     aioweb.run_app(app, sock=sock, print=None, handle_signals=True)
 
 

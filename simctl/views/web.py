@@ -1,10 +1,11 @@
 """`simctl web`: the dashboard's panels as a page with live Plotly charts (docs/dashboards.md).
 
-The page (static/) polls `GET /api/snapshot` every second; Plotly comes from the installed
-`plotly` package, so nothing is fetched from a CDN. On loopback (the default) only requests
-whose Host is loopback are served, so a rebound DNS name cannot read the page. Bound beyond
-loopback, every request needs the token printed at start: as the `simctl_web_token` cookie
-(a `?token=` link sets it) or the `X-Simctl-Token` header.
+The page (static/) polls `GET /api/snapshot` every `interval` seconds (1 by default);
+Plotly comes from the installed `plotly` package, so nothing is fetched from a CDN. On
+loopback (the default) only requests whose Host is loopback are served, so a rebound DNS
+name cannot read the page. Bound beyond loopback, every request needs the token printed at
+start: as the `simctl_web_token` cookie (a `?token=` link sets it) or the `X-Simctl-Token`
+header.
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ class SnapshotCache:
             return self._snapshot
 
 
-def build_app(collector: Collector, token: str | None = None, title: str = "") -> web.Application:
+def build_app(collector: Collector, token: str | None = None, title: str = "",
+              interval: float = 1.0) -> web.Application:
     app = web.Application(middlewares=[access_middleware(token), browser_guard_middleware()])
-    cache = SnapshotCache(collector)
+    cache = SnapshotCache(collector, max_age=min(0.5, interval / 2))
     static = resources.files("simctl.views") / "static"
 
     async def page(request: web.Request) -> web.Response:
@@ -101,7 +103,7 @@ def build_app(collector: Collector, token: str | None = None, title: str = "") -
 
     async def snapshot(request: web.Request) -> web.Response:
         snap = await cache.get()
-        body = snap.to_json() | {"title": title}
+        body = snap.to_json() | {"title": title, "interval": interval}
         return web.Response(text=json.dumps(body, allow_nan=False), content_type="application/json",
                             headers={"Cache-Control": "no-store"})
 

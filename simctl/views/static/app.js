@@ -1,7 +1,7 @@
-// simctl web: polls /api/snapshot every second and redraws (docs/dashboards.md).
+// simctl web: polls /api/snapshot every `interval` seconds and redraws (docs/dashboards.md).
 "use strict";
 
-const POLL_MS = 1000;
+let pollMs = 1000;  // until the first snapshot says otherwise (simctl web --interval)
 const drawn = new Set();
 
 function el(tag, attrs, text) {
@@ -115,6 +115,7 @@ async function poll() {
     const resp = await fetch("/api/snapshot", { cache: "no-store" });
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
     const snap = await resp.json();
+    pollMs = Math.max(200, (snap.interval || 1) * 1000);
     const firing = snap.alerts.filter((a) => a.state === "firing").length;
     document.title = firing ? `simctl: ${firing} FIRING` : "simctl web";
     document.getElementById("source").textContent =
@@ -132,7 +133,7 @@ async function poll() {
   } catch (err) {
     document.getElementById("errors").replaceChildren(el("p", {}, `no data: ${err.message}`));
   } finally {
-    setTimeout(poll, POLL_MS);
+    setTimeout(poll, pollMs);
   }
 }
 
