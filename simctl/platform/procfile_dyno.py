@@ -165,7 +165,9 @@ class ProcfileDyno(Service):
         exited = loop.create_task(self._process.wait())
         while not exited.done():
             if await self._bound():
-                self.health.set("ok")
+                # the reason `simctl status` shows: which process this dyno runs
+                self.health.set("ok", f"{self.heroku_dyno}: `{self.command}` on $PORT "
+                                      f"{self.app_port}")
                 self.up_gauge.set(1)
                 self._change_state("up")
                 break
