@@ -104,13 +104,19 @@ class History:
         return lo, max(lo, hi)
 
     def samples(self, ring: array, lo: int, hi: int) -> list[tuple[float, float]]:
+        """The non-NaN (time, value) pairs of ticks lo..hi-1 (slices: no per-item lookups)."""
+        if hi <= lo:
+            return []
         times = self.times
-        out = []
-        for i in range(lo, hi):
-            slot = times.slot(i)
-            value = ring[slot]
-            if value == value:
-                out.append((times.ring[slot], value))
+        start = times.slot(lo)
+        end = start + (hi - lo)
+        spans = [(start, min(end, self.capacity))]
+        if end > self.capacity:  # the window wraps around the ring's end
+            spans.append((0, end - self.capacity))
+        out: list[tuple[float, float]] = []
+        for a, b in spans:
+            out.extend(pair for pair in zip(times.ring[a:b], ring[a:b], strict=True)
+                       if pair[1] == pair[1])
         return out
 
     def last_time(self) -> float | None:

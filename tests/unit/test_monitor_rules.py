@@ -208,3 +208,13 @@ def test_runbook_check_flags_an_alert_without_a_rule(tmp_path: Path,
         "runbooks/logplex-drain-backlog.md:4: RB014 alert 'LogDrainDropping' has no rule in "
         f"{tmp_path.name}/alerts.yaml (docs/alerts.md); did you mean 'LogDrainDroppingFast'?"]
     assert missing_rule("LogDrainDroppingFast") is None
+
+
+def test_the_ring_keeps_the_newest_rounds_across_its_end() -> None:
+    h = History(5)
+    for i in range(8):  # rounds 3..7 are kept, slots wrap around
+        h.append(float(i), {series("x_total"): float(i * 2)})
+    ring = h.of("x_total")[series("x_total")]
+    lo, hi = h.window(7.0, 10.0)
+    assert h.samples(ring, lo, hi) == [(float(i), float(i * 2)) for i in range(3, 8)]
+    assert value(h, "increase(x_total[2s])", 7.0)[0][1] == pytest.approx(4.0)
