@@ -103,12 +103,16 @@ def scrape_targets(state: ProjectState, monitor_command: list[str] | None = None
 
 def render_config(found: list[Target], timing: str, rule_file: str) -> str:
     """prometheus.yml: one scrape job per role, evaluation at the scrape interval."""
+    from simctl.monitor.rules import parse_duration
+
     every = interval(timing)
+    # The evaluator gives a scrape 0.8 of its interval: a slow target is down in both.
+    timeout = f"{round(parse_duration(every) * 800)}ms"
     jobs: dict[str, list[Target]] = {}
     for target in found:
         jobs.setdefault(target.job, []).append(target)
     config = {
-        "global": {"scrape_interval": every, "scrape_timeout": every,
+        "global": {"scrape_interval": every, "scrape_timeout": timeout,
                    "evaluation_interval": every},
         "rule_files": [rule_file],
         "scrape_configs": [

@@ -98,6 +98,7 @@ def test_generated_config_passes_promtool(promtool: str, tmp_path: Path, timing:
     config = yaml.safe_load(config_path.read_text())
     assert config["global"]["scrape_interval"] == every
     assert config["global"]["evaluation_interval"] == every
+    assert config["global"]["scrape_timeout"] == {"1s": "800ms", "5s": "4000ms"}[every]
     rules = Path(config["rule_files"][0])
     assert rules == RULES if timing == "heroku" else rules.parent == config_path.parent
     jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
