@@ -112,21 +112,25 @@ def test_docs_setup_on_a_fresh_clone(tmp_path: Path) -> None:
     assert left == []
 
 
-def compose_config(*files: Path) -> dict:
+def compose_config(*files: Path, env: dict[str, str] | None = None) -> dict:
     tool = shutil.which("docker-compose")
     if tool is None:
         pytest.skip("docker-compose is not installed")
     args = [tool, "-p", "cfgcheck"]
     for file in files:
         args += ["-f", str(file)]
-    result = subprocess.run([*args, "config"], capture_output=True, text=True, check=False)
+    result = subprocess.run([*args, "config"], capture_output=True, text=True, check=False,
+                            env={**os.environ, **(env or {})})
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
-def test_every_service_has_a_healthcheck() -> None:
-    services = compose_config(STACK / "compose.yaml")["services"]
+@pytest.mark.parametrize("extra", [[], ["compose.prometheus.yaml"]])
+def test_every_service_has_a_healthcheck(extra: list[str], tmp_path: Path) -> None:
+    files = [STACK / "compose.yaml", *(STACK / name for name in extra)]
+    services = compose_config(*files, env={"SIMCTL_PROMETHEUS_DIR": str(tmp_path)})["services"]
     assert "toxiproxy" in services
+    assert ("prometheus" in services) == bool(extra)
     missing = [name for name, spec in services.items()
                if not (spec.get("healthcheck") or {}).get("test")]
     assert missing == []
