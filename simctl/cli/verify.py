@@ -90,13 +90,15 @@ class Progress:
     status: Any = None
     current: str = ""
     lines: list[str] = field(default_factory=list)
+    position: str = ""  # "3 of 15, 1m02s elapsed" for the scenario starting
 
     def __call__(self, event: Any) -> None:
         if event.kind == "scenario":
             if event.end is None:
                 detail = event.detail
                 self.current = event.name
-                self._print(Text.assemble(("▶ ", "bold"), (event.name, "bold"),
+                where = f"[{self.position}] " if self.position else ""
+                self._print(Text.assemble(("▶ ", "bold"), (where, "dim"), (event.name, "bold"),
                                           f": {detail.get('title', '')} (seed "
                                           f"{detail.get('seed')}, {detail.get('timing')} timing)"))
             return
@@ -318,6 +320,9 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
               help="Backend of the stack verify starts (a running stack keeps its own).")
 @click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Let runbook steps run non-simctl commands (through /bin/sh).")
+@click.option("--shard", callback=lambda ctx, param, value: _parse_shard(value), default=None,
+              metavar="I/N", help="Run only the I-th of N stable parts of the selection "
+                                  "(a CI matrix: --shard 1/3, 2/3, 3/3).")
 @click.option("--control", type=click.Choice(["no-faults", "no-mitigation", "each-fault",
                                               "each-step"]), default=None,
               help="Control runs: leave out the faults (symptoms must not appear), the "
@@ -326,7 +331,8 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
 def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
-           backend_name: str = "local", control: str | None = None) -> None:
+           backend_name: str = "local", control: str | None = None,
+           shard: tuple[int, int] | None = None) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends.local import LocalBackend
@@ -337,6 +343,11 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
             selected = _lint(_select(scenarios, all_), allow_shell)
     except KeyboardInterrupt as exc:
         sys.exit(interrupts.exit_code_for(exc))
+    if shard is not None:
+        selected = _shard(selected, *shard)
+        if not selected:
+            click.echo(f"shard {shard[0]}/{shard[1]}: no scenario falls in it; nothing to run")
+            sys.exit(EXIT_OK)
     for path in (junit_path, json_path):
         if path and not Path(path).resolve().parent.is_dir():
             raise InvalidInput(f"{path}: no such directory")
@@ -412,7 +423,7 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                 if ran:
                     try:
                         _reports(console, ran, junit_path, json_path, began, exit_code,
-                                 project, seed, stack_timing, control)
+                                 project, seed, stack_timing, control, shard)
                     except OSError as exc:  # the stack must still be stopped
                         click.secho(f"error: cannot write a report: {exc}", fg="red", err=True)
                         exit_code = exit_code or EXIT_FAILED
@@ -427,6 +438,23 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
             if late is not None and exit_code in (EXIT_OK, EXIT_FAILED):
                 exit_code = 128 + late
     sys.exit(exit_code)
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, _, count = value.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+        raise click.BadParameter(f"expected I/N with 1 <= I <= N, e.g. 2/3; got {value!r}",
+                                 param_hint="'--shard'")
+    return int(index), int(count)
+
+
+def _shard(selected: list[Selected], index: int, count: int) -> list[Selected]:
+    """The I-th of N parts: scenarios sorted by id, dealt round-robin. The same on every
+    machine (no hashing seeds, no file order), and the parts differ in size by one."""
+    ordered = sorted(selected, key=lambda s: s.scenario.id)
+    return [s for position, s in enumerate(ordered) if position % count == index - 1]
 
 
 def _outcomes(selected: list[Selected], control: str | None) -> list[Outcome]:
@@ -466,6 +494,7 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
     from simctl.scenario.reset import reset_stack
 
     progress = Progress(console)
+    began = time.monotonic()
     options = EngineOptions(allow_shell=allow_shell, control=control)
     baseline = baseline or Baseline()
     failed = False
@@ -481,6 +510,8 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
         if outcome.control is not None:
             console.print(Text(f"control run ({outcome.control.kind}): {s.scenario.id} without "
                                f"{outcome.control.label}; it must fail", style="bold yellow"))
+        progress.position = (f"{index + 1} of {len(outcomes)}, "
+                             f"{_elapsed(time.monotonic() - began)} elapsed")
         baseline.dirty = True
         try:
             with progress.spinner():
@@ -514,7 +545,13 @@ def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int 
         if (not last and not (failed and fail_fast)) or reset_after_last:
             _reset(console, backend, baseline)
     _summary(console, outcomes)
+    console.print(f"{len(outcomes)} run(s) in {_elapsed(time.monotonic() - began)}")
     return EXIT_OK if not failed else EXIT_FAILED
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 def _interrupted(console: Console, outcomes: list[Outcome], exc: BaseException) -> None:
@@ -529,7 +566,8 @@ def _interrupted(console: Console, outcomes: list[Outcome], exc: BaseException) 
 
 def _reports(console: Console, outcomes: list[Outcome], junit_path: str | None,
              json_path: str | None, began: float, exit_code: int, project: str,
-             seed: int | None, timing: str, control: str | None = None) -> None:
+             seed: int | None, timing: str, control: str | None = None,
+             shard: tuple[int, int] | None = None) -> None:
     from simctl.scenario.journal import run_journal, write_json
     from simctl.scenario.junit import write_junit
 
@@ -539,10 +577,14 @@ def _reports(console: Console, outcomes: list[Outcome], junit_path: str | None,
     if json_path:
         write_json(json_path, run_journal(journals, start=began, end=end, status=status,
                                           project=project, seed=seed, timing=timing,
-                                          exit_code=exit_code, control=control))
+                                          exit_code=exit_code, control=control,
+                                          shard=None if shard is None else
+                                          f"{shard[0]}/{shard[1]}"))
         console.print(f"journal: {json_path}")
     if junit_path:
-        write_junit(junit_path, journals, start=began, duration=end - began)
+        # one suite per shard, named for it, so the shards' files merge into one report
+        name = "simctl verify" + ("" if shard is None else f" (shard {shard[0]}/{shard[1]})")
+        write_junit(junit_path, journals, start=began, duration=end - began, name=name)
         console.print(f"JUnit: {junit_path}")
 
 
