@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simctl.backends import names
 from simctl.backends.http import call, text
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
@@ -46,6 +47,8 @@ def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc
          count: int) -> None:
     """Show the app's logs through logplex, formatted like `heroku logs`."""
     _check_app(backend, app)
+    if proc:
+        proc = names.dyno(backend.require_state(), proc)  # dyno-1 is web.1 in the logs
     base = backend.url_of("logplex")
     query = urllib.parse.urlencode({"app": app, "n": count, "follow": "1" if follow else "0"})
     url = f"{base}/tail?{query}"
@@ -100,8 +103,7 @@ def _check_app(backend: LocalBackend, app: str) -> None:
 @project_option
 def metrics(backend: LocalBackend, service: str, pattern: str | None) -> None:
     """Print a service's Prometheus metrics (e.g. `simctl metrics router-1 --grep H12`)."""
-    state = backend.require_state()
-    proc = backend._process(state, service)
+    proc = names.service(backend, service)
     body = text(f"{base_url(proc)}/metrics")
     for line in body.splitlines():
         if pattern is None or pattern in line:
@@ -157,6 +159,7 @@ def dyno() -> None:
 def dyno_set(backend: LocalBackend, name: str, behaviour: str, params: tuple[str, ...]) -> None:
     """Set DYNO's BEHAVIOUR, e.g. `simctl dyno set web.1 latency -p ms=4000`."""
     body = {"behaviour": behaviour, **_params(params)}
+    name = names.dyno(backend.require_state(), name)
     from simctl.apps.stack import is_app_dyno
     from simctl.platform.procfile_dyno import BEHAVIOUR_REFUSED
 
@@ -186,6 +189,7 @@ def dyno_show(backend: LocalBackend, name: str | None, as_json: bool) -> None:
     """Show the behaviour of one dyno, or of all of them."""
     procs = sorted(backend.find("dyno"), key=lambda p: str(p.labels.get("dyno")))
     if name:
+        name = names.dyno(backend.require_state(), name)
         procs = [p for p in procs if str(p.labels.get("dyno")) == name]
         if not procs:
             raise InvalidInput(f"no dyno '{name}' in project '{backend.project}'"
@@ -216,6 +220,8 @@ def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
     """Return a dyno (or --all) to normal behaviour."""
     if bool(name) == all_:
         raise click.UsageError("give a DYNO or --all")
+    if name:
+        name = names.dyno(backend.require_state(), name)
     procs = backend.find("dyno") if all_ else backend.find("dyno", dyno=name or "")
     if not procs:
         raise InvalidInput(f"no dyno {name!r}")
@@ -228,16 +234,19 @@ def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
 
 
 def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[tuple[str, str]]:
-    """(name, admin URL) of the router named (router-1 or router.1), or of every router."""
+    """(name, admin URL) of the router named (router-1, router.1, edge.1...), or of every
+    router."""
     if bool(name) == all_:
         raise click.UsageError("give a ROUTER (router-1) or --all")
     procs = backend.find("router")
     if name:
-        procs = [p for p in procs if name in (p.name, p.labels.get("instance"))]
-        if not procs:
+        state = backend.require_state()
+        found = names.resolve(state, name, procs)
+        if found is None:
             raise InvalidInput(f"no router {name!r} (routers: "
-                               f"{', '.join(p.name for p in backend.find('router'))})")
-    return [(p.name, base_url(p)) for p in procs]
+                               f"{', '.join(p.name for p in procs)})")
+        procs = [found]
+    return [(names.canonical(p), base_url(p)) for p in procs]
 
 
 def _each_router(backend: LocalBackend, name: str | None, all_: bool, method: str,
@@ -407,6 +416,7 @@ def sync_show(backend: LocalBackend) -> None:
 @project_option
 def sync_state(backend: LocalBackend, name: str, state: str, app: str) -> None:
     """Record a dyno state change in the route table."""
+    name = names.dyno(backend.require_state(), name)
     call("POST", f"{backend.url_of('sync')}/apps/{app}/dynos/{name}", {"state": state})
     console.print(f"{name}: {state}")
 
@@ -419,6 +429,7 @@ def sync_state(backend: LocalBackend, name: str, state: str, app: str) -> None:
 def sync_address(backend: LocalBackend, name: str, address: str, app: str) -> None:
     """Point a dyno's route somewhere else: an address, `blackhole` (never answers: H19)
     or `proxy` (back to its fault-plane proxy)."""
+    name = names.dyno(backend.require_state(), name)
     resolved = backend.dyno_address(name, address)
     call("POST", f"{backend.url_of('sync')}/apps/{app}/dynos/{name}", {"address": resolved})
     console.print(f"{name}: {resolved}")

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simctl.backends import names
 from simctl.backends.local import LocalBackend
 from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
@@ -160,11 +161,17 @@ def status(backend: LocalBackend, as_json: bool) -> None:
     """Health of every service, endpoints and key SLIs."""
     state = backend.require_state()
     rows = backend.status()
+
+    def aliases(row) -> list[str]:  # canonical first: web.1 for dyno-1 (docs/cli.md#names)
+        proc = state.processes.get(row.name)
+        return names.aliases(proc, state) if proc is not None else [row.name]
+
     if as_json:
         echo_json({"project": backend.project, "backend": state.backend,
                    "timing": state.timing, "toxiproxy_url": state.toxiproxy_url,
                    "endpoints": state.endpoints,
-                   "services": [{"name": r.name, "role": r.role, "pid": r.pid,
+                   "services": [{"name": aliases(r)[0], "service": r.name,
+                                 "aliases": aliases(r)[1:], "role": r.role, "pid": r.pid,
                                  "state": r.health.status, "reason": r.health.reason}
                                 for r in rows]})
         return
@@ -173,7 +180,7 @@ def status(backend: LocalBackend, as_json: bool) -> None:
     for row in rows:
         style = "green" if row.health.ok else ("yellow" if row.running else "red")
         table.add_row(
-            row.name,
+            aliases(row)[0],
             row.role,
             str(row.pid),
             f"[{style}]{row.health.status}[/{style}]",
@@ -188,8 +195,9 @@ def _process_fault(verb: str, help_text: str):
     @click.argument("service")
     @project_option
     def command(backend: LocalBackend, service: str) -> None:
-        getattr(backend, verb)(service)
-        console.print(f"{verb}: {service}")
+        proc = names.service(backend, service)  # any alias: web.1, dyno-1, router.1, edge.1
+        getattr(backend, verb)(proc.name)
+        console.print(f"{verb}: {names.canonical(proc)}")
 
     return command
 
@@ -214,6 +222,7 @@ def cpu(backend: LocalBackend, service: str, limit: str) -> None:
     """Limit a service to CPUS cores (e.g. 0.05, to saturate TLS), or `none` to lift it
     (compose backend: the container's CPU quota)."""
     cpus = _cpu_limit(limit)
+    service = names.service(backend, service).name
     backend.limit_cpu(service, cpus)
     console.print(f"cpu: {service} limited to {cpus:g} CPUs" if cpus else
                   f"cpu: {service} limit lifted")
@@ -225,6 +234,7 @@ def cpu(backend: LocalBackend, service: str, limit: str) -> None:
 def disconnect(backend: LocalBackend, service: str) -> None:
     """Cut a service off the stack's network, a partition (compose backend); `connect`
     undoes it."""
+    service = names.service(backend, service).name
     backend.partition(service, connected=False)
     console.print(f"disconnect: {service} is off the network")
 
@@ -234,6 +244,7 @@ def disconnect(backend: LocalBackend, service: str) -> None:
 @project_option
 def connect(backend: LocalBackend, service: str) -> None:
     """Put a disconnected service back on the stack's network (compose backend)."""
+    service = names.service(backend, service).name
     backend.partition(service, connected=True)
     console.print(f"connect: {service} is back on the network")
 

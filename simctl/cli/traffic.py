@@ -11,6 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from simctl.backends import names
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
 from simctl.cli.options import project_option
@@ -90,6 +91,10 @@ def traffic(backend: LocalBackend, rate: float, duration: float, router: str, ho
     from simctl.faults.client import ToxiproxyClient
 
     proxies = ToxiproxyClient(state.toxiproxy_url).proxies()
+    found = names.resolve(state, router, backend.find("router"))
+    if found is not None and router not in proxies:  # router-1 / router.1: its plain edge
+        router = next((a for a in names.aliases(found, state)
+                       if a.startswith("edge.") and a in proxies), router)
     if router not in proxies or not router.startswith("edge"):
         edges = ", ".join(sorted(p for p in proxies if p.startswith("edge")))
         raise InvalidInput(f"no edge proxy {router!r} (choose from {edges})")

@@ -112,8 +112,27 @@ def test_operator_answers_are_tables_or_json_never_reprs(env: dict[str, str]) ->
     assert "│ main  │ yes " in outputs[("drain", "list")]
     parsed = {args: json.loads(sim(env, *args, "--json").stdout) for args in (
         ("status",), ("dyno", "show"), ("drain", "list"), ("router", "routes", "router.1"))}
-    assert {s["name"] for s in parsed[("status",)]["services"]} >= {"router-1", "dyno-1"}
+    assert {s["name"] for s in parsed[("status",)]["services"]} >= {"router-1", "web.1"}
     assert parsed[("dyno", "show")]["web.1"] == {"behaviour": "normal"}
     assert [d["name"] for d in parsed[("drain", "list")]["drains"]] == ["main", "audit"]
     assert parsed[("router", "routes", "router.1")]["sync"]["state"] == "following"
     assert parsed[("router", "routes", "router.1")]["router"] == "router-1"
+
+
+def test_every_alias_names_the_same_router_or_dyno(env: dict[str, str]) -> None:
+    for alias in ("web.1", "dyno-1"):
+        for verb in ("pause", "resume"):
+            done = sim(env, verb, alias)
+            assert (done.returncode, done.stdout) == (0, f"{verb}: web.1\n"), done.stderr
+    for alias in ("router-2", "router.2", "edge.2", "edge-tls.2"):
+        done = sim(env, "router", "resync", alias)
+        assert done.returncode == 0, done.stderr
+        assert "│ router-2 │" in done.stdout
+    shown = sim(env, "dyno", "show", "dyno-3", "--json")
+    assert json.loads(shown.stdout) == {"web.3": {"behaviour": "normal"}}
+    assert sim(env, "sync", "state", "dyno-3", "up").stdout == "web.3: up\n"
+    assert "router_requests_total" in sim(env, "metrics", "router.1").stdout
+    typo = sim(env, "kill", "wbe.1")
+    assert (typo.returncode, typo.stderr) == (
+        2, f"error: no service 'wbe.1' in project '{env['SIMCTL_PROJECT']}'; did you mean "
+           "'web.1'?\n")

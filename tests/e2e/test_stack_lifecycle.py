@@ -89,9 +89,9 @@ def test_up_curl_logs_status_down(env):
         assert _https_accepted(env) <= 3
         # stop/start: the service goes away and comes back as a new process
         assert sim(env, "stop", "dyno-2").returncode == 0
-        assert "stopped" in _row(sim(env, "status").stdout, "dyno-2")
+        assert "stopped" in _row(sim(env, "status").stdout, "web.2")
         assert sim(env, "start", "dyno-2").returncode == 0
-        assert " ok " in _row(sim(env, "status").stdout, "dyno-2")
+        assert " ok " in _row(sim(env, "status").stdout, "web.2")
         started_twice = sim(env, "start", "dyno-2")
         assert (started_twice.returncode, started_twice.stderr) == (
             2, "error: dyno-2 is already running\n")
