@@ -148,10 +148,18 @@ def _render(s: Scenario, path: Path, no_hints: bool) -> None:
     for fault in s.timeline():
         table.add_row(format_duration(fault.at),
                       format_duration(fault.for_) if fault.for_ is not None else "-",
-                      Text(describe(fault)), Text(undo(fault)))
+                      Text(describe(fault) + (f" [{fault.name}]" if fault.name else "")),
+                      Text(undo(fault)))
     console.print(table)
+    last = s.timeline()[-1]
     for symptom in s.symptoms:
-        _probes(console, f"symptoms within {format_duration(symptom.within)}:", symptom.expect)
+        after = symptom.after or (last.name or "the last fault")
+        how = (f", held throughout {format_duration(symptom.throughout)}"
+               if symptom.throughout is not None else
+               f", held while {symptom.while_} is applied" if symptom.while_ else "")
+        guard = " (a guard: may hold before the faults)" if symptom.baseline_ok else ""
+        _probes(console, f"symptoms within {format_duration(symptom.within)}, after {after}"
+                         f"{how}{guard}:", symptom.expect)
     if s.alerts:
         console.print(Text(f"alerts: {', '.join(s.alerts)}"))
     steps = ", ".join(s.mitigation.runbook_steps) or "none"
