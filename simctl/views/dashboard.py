@@ -18,6 +18,8 @@ from textual_plotext import PlotextPlot
 
 from simctl.views.snapshot import Chart, Collector, Snapshot, since_text
 
+LOG_TAIL = 25  # lines per router on the log panel
+
 # (pane id, tab label, charts shown in it)
 PANES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("overview", "1 Overview", ()),
@@ -185,9 +187,12 @@ class Dashboard(App[None]):
         elif pane_id == "alerts":
             self._alerts("#alerts-table", snap)
         elif pane_id == "logs":
+            # The newest lines of each router: about a screen's worth, as wrapping costs.
+            lines = [line for router in sorted({x.router for x in snap.logs})
+                     for line in [x for x in snap.logs if x.router == router][-LOG_TAIL:]]
             log = self.query_one("#log-lines", RichLog)
             log.clear()
-            for line in snap.logs:
+            for line in lines:
                 style = "red" if "at=error" in line.line else ""
                 log.write(Text(f"{line.router}: {compact(line.line)}", style))
         else:
