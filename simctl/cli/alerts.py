@@ -86,8 +86,12 @@ def _since(active_at: str) -> str:
 def _alerts_table(alerts: list[dict[str, Any]]) -> Table | Text:
     if not alerts:
         return Text("no alerts firing or pending", style="green")
-    table = Table("alert", "state", "since", "value", "labels", "summary", "runbook",
-                  box=None, pad_edge=False)
+    table = Table(box=None, pad_edge=False)
+    # Names, states and runbook ids never wrap; a narrow terminal wraps the prose.
+    for name in ("alert", "state", "since", "value", "runbook"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("labels", overflow="fold")
+    table.add_column("summary")
     order = {"firing": 0, "pending": 1}
     for alert in sorted(alerts, key=lambda a: (order.get(a["state"], 2),
                                                a["labels"].get("alertname", ""))):
@@ -97,9 +101,9 @@ def _alerts_table(alerts: list[dict[str, Any]]) -> Table | Text:
         style = "red" if alert["state"] == "firing" else "yellow"
         table.add_row(Text(name, style="bold"), Text(alert["state"], style=style),
                       _since(alert.get("activeAt", "")), _value(alert.get("value", "")),
+                      alert.get("annotations", {}).get("runbook", ""),
                       ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
-                      alert.get("annotations", {}).get("summary", ""),
-                      alert.get("annotations", {}).get("runbook", ""))
+                      alert.get("annotations", {}).get("summary", ""))
     return table
 
 
