@@ -159,7 +159,8 @@ def test_discover_reads_scenario_alerts_leniently(tmp_path: Path) -> None:
     (["heal", "--bogus"], "simctl heal: No such option '--bogus'."),
     (["--toxiproxy-url", "ftp://x", "toxics"], "simctl: Invalid value for '--toxiproxy-url'"),
     (["scenario", "lint", "a", "b"], None),
-    (["runbook", "run", "x"], "simctl runbook run: Missing option '--step'."),
+    (["runbook", "run", "x"], None),  # walks the steps (RB013 refuses it in a step)
+    (["runbook", "run"], "simctl runbook run: Missing argument 'RUNBOOK'."),
 ])
 def test_parse_command_uses_the_real_command_tree(argv: list[str], problem: str | None,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
