@@ -90,7 +90,8 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self._state = SimpleNamespace(toxiproxy_url="http://127.0.0.1:1", timing="fast",
-                                      processes={"router-1": SimpleNamespace(paused=False)})
+                                      processes={"router-1": SimpleNamespace(paused=False,
+                                                                             role="router")})
 
     def state(self) -> Any:
         return self._state
@@ -158,7 +159,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
                                              "H12" if bad else None, 5.0))
             return Observation(now=now, outcomes=list(self.outcomes))
 
-    def fake_load(loop: Any, spec: Any) -> FakeLoad:
+    def fake_load(loop: Any, spec: Any, push_url: str | None = None) -> FakeLoad:
         load = FakeLoad(loop, spec)
         state.loads.append(load)
         return load
