@@ -124,8 +124,8 @@ def test_lifecycle_up_request_faults_down(stack: dict[str, str]) -> None:
         assert "cannot be pulled" in up.stdout, up.stdout
     status = sim(env, "status")
     assert status.returncode == 0, status.stderr
-    for service in ("toxiproxy", "sync", "router-1", "router-2", "logplex", "dyno-1",
-                    "drain-main", "blackhole"):
+    for service in ("toxiproxy", "sync", "router-1", "router-2", "logplex", "web.1",
+                    "drain-main", "blackhole"):  # status names dyno-1 web.1
         line = next(ln for ln in status.stdout.splitlines() if f" {service} " in ln)
         assert " ok " in line, status.stdout
     request = urllib.request.Request("http://127.0.0.1:21201/",
