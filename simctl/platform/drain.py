@@ -258,7 +258,7 @@ class DrainService(Service):
     async def _set_control(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
             _bad_request("body is not JSON")
         try:
             self.control.update(body)

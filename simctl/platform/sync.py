@@ -203,7 +203,7 @@ class SyncService(Service):
     async def _body(self, request: web.Request) -> Any:
         try:
             return await request.json()
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
             raise web.HTTPBadRequest(
                 text=json.dumps({"error": "body must be JSON", "status": 400}),
                 content_type="application/json") from None

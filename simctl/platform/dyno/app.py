@@ -207,7 +207,7 @@ class DynoService(Service):
     async def _post_control(self, request: web.Request) -> web.StreamResponse:
         try:
             data = json.loads(await request.read() or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting too
             return error_json(f"the body is not valid JSON: {exc}")
         try:
             new = bhv.parse(data)

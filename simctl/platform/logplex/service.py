@@ -97,7 +97,7 @@ def _json_error(status: type[web.HTTPException], message: str, **extra: Any) -> 
 async def _enabled_flag(request: web.Request) -> bool:
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting too
         body = None
     if not isinstance(body, dict) or set(body) != {"enabled"} or not isinstance(
             body["enabled"], bool):

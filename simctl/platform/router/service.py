@@ -183,7 +183,7 @@ class RouterService(Service):
         if request.method == "POST":
             try:
                 body = await request.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting too
                 body = None
             enabled = body.get("enabled") if isinstance(body, dict) else None
             if not isinstance(enabled, bool):
