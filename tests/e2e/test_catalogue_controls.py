@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from simctl.pytest_plugin import free_port_offset
 from simctl.scenario.catalog import scenarios_dir
 
 # One stack and two full catalogue runs in the module fixture: far over the per-test default.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-OFFSET = 6700
 CATALOGUE = sorted(p.stem for p in scenarios_dir().glob("*.yaml"))
 EXPECTED_FAILURE = {"no-faults": "symptoms", "no-mitigation": "recovery"}
 # Known to recover without its runbook: say why, and the control passing turns this red.
@@ -34,9 +34,10 @@ def journals(tmp_path_factory) -> dict[str, dict[str, dict]]:
     env = {**os.environ, "SIMCTL_STATE_DIR": str(tmp), "NO_COLOR": "1"}
     project = f"controls{os.getpid()}"
     sim = [sys.executable, "-m", "simctl"]
+    offset = free_port_offset((6700, 12000, 3500))
     up = subprocess.run([*sim, "up", "--timing", "fast", "--project", project,
-                         "--port-offset", str(OFFSET)], env=env, capture_output=True, text=True,
-                        timeout=120)
+                         "--port-offset", str(offset)], env=env, capture_output=True,
+                        text=True, timeout=120)
     assert up.returncode == 0, up.stderr
     out: dict[str, dict[str, dict]] = {}
     try:
@@ -69,3 +70,11 @@ def test_control_run_fails_where_it_must(journals, control, scenario, request):
     assert phases["residue"] == "ok"
     assert run["control"]["kind"] == control
     assert run["control"]["as_expected"], run["control"]["reason"]
+
+
+@pytest.mark.parametrize("scenario", CATALOGUE)
+def test_no_alert_fires_without_the_faults(journals, scenario):
+    """The alerts a scenario names (docs/alerts.md) stay quiet on the healthy stack."""
+    run = journals["no-faults"][scenario]
+    assert run["alerts"], "every catalogue scenario names alerts, and the stack has a monitor"
+    assert [a["alert"] for a in run["alerts"] if a["fired_at"] is not None] == []
