@@ -5,10 +5,10 @@
 Starts a fast stack under its own project and a free port offset, hangs web.1 and sends
 50 req/s (so every panel has data, H12 and firing alerts included), then measures:
 
-1. in process, under Textual's pilot at 100x30, per refresh and panel: the fetch (every
-   panel's query to the stack's monitor, its alerts and both routers' last 100 lines,
-   concurrently; wall time), drawing the snapshot into the widgets, and rendering the
-   visible charts (plotext);
+1. in process, under Textual's pilot at 100x30, per refresh and panel: the fetch (the
+   summary's and the visible panel's queries to the stack's monitor, its alerts, and on
+   the log panel both routers' last 100 lines, concurrently; wall time), drawing the
+   snapshot into the widgets, and rendering the visible charts (plotext);
 2. the real thing: `simctl dashboard` in a 100x30 tmux terminal refreshing every second
    for `--seconds`, switching panel every 3 s, and the CPU time its process used (fetch,
    draw, render and terminal output together), per refresh.
@@ -32,7 +32,7 @@ from textual_plotext import PlotextPlot
 
 from simctl.backends.local import LocalBackend
 from simctl.pytest_plugin import free_port_offset
-from simctl.views.dashboard import PANES, Dashboard
+from simctl.views.dashboard import PANES, SUMMARY_CHARTS, Dashboard
 from simctl.views.snapshot import Collector
 from simctl.views.source import resolve
 
@@ -55,8 +55,10 @@ async def in_process(refreshes: int, span: float) -> dict[str, list[float]]:
         for index in range(refreshes):
             await pilot.press(str(index % len(PANES) + 1))
             await pilot.pause()
+            pane = PANES[index % len(PANES)]
             started = time.perf_counter()
-            snap = await collector.collect()
+            snap = await collector.collect(charts=SUMMARY_CHARTS | set(pane[2]),
+                                           logs=pane[0] == "logs")  # as the dashboard does
             fetched = time.perf_counter()
             app.apply(snap)
             drawn = time.perf_counter()

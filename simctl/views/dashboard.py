@@ -19,6 +19,7 @@ from textual_plotext import PlotextPlot
 from simctl.views.snapshot import Chart, Collector, Snapshot, since_text
 
 LOG_TAIL = 25  # lines per router on the log panel
+SUMMARY_CHARTS = {"requests", "success", "latency", "hcodes"}  # the top lines read these
 
 # (pane id, tab label, charts shown in it)
 PANES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -153,12 +154,16 @@ class Dashboard(App[None]):
         self.sub_title = "paused (p resumes)" if self.paused else ""
 
     async def refresh_data(self) -> None:
-        """Fetch and draw one snapshot; a slow fetch is never overlapped by the next one."""
+        """Fetch what the summary and the visible panel show, and draw it; a slow fetch is
+        never overlapped by the next one."""
         if self.paused or self._busy:
             return
         self._busy = True
         try:
-            snap = await self.collector.collect()
+            pane = self.query_one(TabbedContent).active
+            shown = set(next((p[2] for p in PANES if p[0] == pane), ()))
+            snap = await self.collector.collect(charts=SUMMARY_CHARTS | shown,
+                                                logs=pane == "logs")
             self.apply(snap)
         finally:
             self._busy = False
@@ -172,6 +177,7 @@ class Dashboard(App[None]):
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self._fill(self.query_one(TabbedContent).active)
+        self.call_later(self.refresh_data)  # what this panel alone needs, at once
 
     def _fill(self, pane_id: str) -> None:
         snap = self.snapshot

@@ -171,14 +171,21 @@ class Collector:
             await self._session.close()
             self._session = None
 
-    async def collect(self, now: float | None = None) -> Snapshot:
+    async def _held(self, panel: Panel, end: float) -> Chart:
+        return self._kept(panel, end)
+
+    async def collect(self, now: float | None = None, charts: set[str] | None = None,
+                      logs: bool = True) -> Snapshot:
+        """Every panel; or only the `charts` named (the others as held) and no logs."""
         at = time.time() if now is None else now
         end = at // self.step * self.step  # on the grid, so refreshes reuse earlier points
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         jobs: list[Any] = [_health(self.prom), _alerts(self.prom)]
-        jobs += [self._chart(p, end) for p in CHARTS]
-        jobs += [_router_logs(self._session, r, u) for r, u in sorted(self.routers.items())]
+        jobs += [self._chart(p, end) if charts is None or p.key in charts else self._held(p, end)
+                 for p in CHARTS]
+        if logs:
+            jobs += [_router_logs(self._session, r, u) for r, u in sorted(self.routers.items())]
         results = await asyncio.gather(*jobs, return_exceptions=True)
         snap = Snapshot(at=at, source=self.prom.url, window=self.window, span=self.span)
         for index, result in enumerate(results):
