@@ -1,7 +1,7 @@
 """`simctl up --prometheus`: a real Prometheus beside the stack, with the stack's alert rules.
 
-It scrapes the same targets as the embedded evaluator (every service's /metrics; `job` is
-the service's role, `instance` its name) at the same interval (1 s on `--timing fast`, 5 s
+It scrapes the same targets as the embedded evaluator (the monitor service's `--target`
+list, with its `job` and `instance` labels) at the same interval (1 s on `--timing fast`, 5 s
 on `heroku`), evaluates stack/alerts.yaml (as the fast stack evaluates it, on `fast`) and
 serves its own HTTP API on 127.0.0.1 (port 7900, plus the port offset locally).
 
@@ -33,8 +33,8 @@ IMAGE_LABEL = "org.simctl.prometheus"  # on simctl:latest: the version of the bi
 IMAGE_BINARY = "/opt/prometheus/prometheus"
 OVERRIDE_FILE = "compose.prometheus.yaml"
 INTERVALS = {"fast": "1s", "heroku": "5s"}
-# Services without a /metrics endpoint (the fault plane serves one only with -proxy-metrics).
-# (Neither does the blackhole's, which is empty; the evaluator skips it too.)
+# Not scraped, as the evaluator does not scrape them: the fault plane (no /metrics without
+# -proxy-metrics), the blackhole (an empty one), the evaluator and Prometheus themselves.
 UNSCRAPED_ROLES = {"toxiproxy", "blackhole", "monitor", SERVICE}
 
 
