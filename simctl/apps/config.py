@@ -130,6 +130,10 @@ def resolve(options: tuple[str, ...], dynos: int | None, config: Path | None,
         apps[app.name] = app
     if dynos is not None:
         check_dynos(dynos, "--dynos")
+        if not apps:
+            raise InvalidInput("--dynos N sets the dynos of your own apps: give --app "
+                               "NAME=PROCFILE_OR_DIR or a simctl.yaml (`simctl scale web=N` "
+                               "scales the built-in app)")
         for app in apps.values():
             app.dynos = dynos
     if len(apps) > MAX_APPS:

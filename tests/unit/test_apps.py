@@ -102,3 +102,10 @@ def test_web_replaces_the_builtin_dynos_and_another_app_is_added(tmp_path: Path)
         "web/web.1=127.0.0.1:21501", "web/web.2=127.0.0.1:21502",
         "shop/shop.1=127.0.0.1:21801", "shop/shop.2=127.0.0.1:21802"]
     assert "shop/shop.localhost" in sync
+
+
+def test_dynos_without_an_app_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="--dynos N sets the dynos of your own apps"):
+        resolve((), 2, None, tmp_path)
+    with pytest.raises(InvalidInput, match="from 1 to 20"):
+        resolve((), 0, None, tmp_path)
