@@ -67,7 +67,8 @@ def list_(as_json: bool) -> None:
                        "valid": s is not None, "errors": len(result.issues),
                        "title": s.title if s else None,
                        "difficulty": s.difficulty if s else None,
-                       "tags": list(s.tags) if s else [], "runbook": s.runbook if s else None})
+                       "tags": list(s.tags) if s else [], "runbook": s.runbook if s else None,
+                       "app_agnostic": s.app_agnostic if s else None})
         status = Text("ok", style="green") if s else Text(
             f"{len(result.issues)} error(s)", style="red")
         if s is None:

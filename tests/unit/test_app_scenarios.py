@@ -99,3 +99,17 @@ def test_a_catalogue_behaviour_on_the_projects_web_dynos_is_a_lint_error(
                         "project's own app (simctl.yaml): use a toxic or a process fault",
                         "dyno behaviours apply only to built-in dynos, and web.3 runs the "
                         "project's own app (simctl.yaml): use a toxic or a process fault"}
+
+
+def test_scenario_list_json_says_which_are_app_agnostic() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from simctl.cli import main
+
+    result = CliRunner().invoke(main, ["scenario", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    flags = {entry["id"]: entry["app_agnostic"] for entry in json.loads(result.stdout)}
+    assert flags["slow-dyno"] is True
+    assert flags["app-crashed"] is False
