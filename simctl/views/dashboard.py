@@ -53,7 +53,8 @@ def summary(snap: Snapshot) -> Text:
     """The always-visible lines: targets up, rate, success, p99, H-codes; firing alerts."""
     up = sum(t.up for t in snap.health)
     text = Text()
-    text.append(f"up {up}/{len(snap.health)}", "green" if up == len(snap.health) else "bold red")
+    healthy = snap.health and up == len(snap.health)
+    text.append(f"up {up}/{len(snap.health)}", "green" if healthy else "bold red")
     rate = snap.chart("requests").series
     ok = snap.chart("success").series
     p99 = [s for s in snap.chart("latency").series if s.name == "p99"]

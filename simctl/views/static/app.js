@@ -49,7 +49,7 @@ function drawSummary(snap) {
   const firing = snap.alerts.filter((a) => a.state === "firing");
   const box = document.getElementById("summary");
   box.replaceChildren(
-    stat("targets up", `${up}/${snap.health.length}`, up < snap.health.length),
+    stat("targets up", `${up}/${snap.health.length}`, !snap.health.length || up < snap.health.length),
     stat("requests", fmt(rate ? last(rate) : null, "req/s")),
     stat("success", fmt(ok ? last(ok) : null, "%"), ok && last(ok) !== null && last(ok) < 99),
     stat("p99 latency", fmt(p99 ? last(p99) : null, "ms")),
