@@ -135,3 +135,14 @@ async def test_app_traffic_and_reads_are_not_guarded(stack: Stack) -> None:
 ])
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+async def test_no_preflight_is_granted(stack: Stack) -> None:
+    # A JSON POST from another origin needs the browser's preflight to pass first.
+    async with aiohttp.ClientSession() as http:
+        for method, url, _ in stack.endpoints():
+            async with http.options(url, headers={
+                    "Origin": EVIL, "Access-Control-Request-Method": method,
+                    "Access-Control-Request-Headers": "content-type"}) as resp:
+                granted = [h for h in resp.headers if h.lower().startswith("access-control-")]
+                assert granted == [], (url, resp.status, granted)
