@@ -17,11 +17,11 @@ from typing import Any
 
 from simctl.apps import stack as apps_stack
 from simctl.apps.config import saved_apps
-from simctl.backends import procs, prometheus
+from simctl.backends import fault_plane, procs, prometheus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
-from simctl.errors import AddressInUse, InvalidInput, StackStartError
+from simctl.errors import AddressInUse, InvalidInput, SimctlError, StackStartError
 from simctl.faults.client import ToxiproxyClient
 from simctl.platform.timing import boot_timeout
 from simctl.stack.definition import ServiceSpec, StackDefinition, load
@@ -86,6 +86,7 @@ class LocalBackend(ProjectQueries):
                     f"project {self.project!r} is already up; `simctl down` first, or use "
                     "--project NAME with --port-offset N for a second stack"
                 )
+            procs.terminate_owned(existing.folder)  # forked by a killed `up`, unrecorded
             existing.remove()  # stale: every process is gone
         definition = self.definition()
         services = [s for s in definition.services.values() if s.role != "toxiproxy"]
@@ -106,7 +107,7 @@ class LocalBackend(ProjectQueries):
         state.save()
         if self.apps:  # a Procfile process has the platform's boot timeout to bind $PORT
             self.start_timeout = max(self.start_timeout, boot_timeout(self.timing) + 5)
-        self._zygote = procs.Zygote()
+        self._zygote = procs.Zygote(env=procs.owner_env(state.folder))
         try:
             self._start_fault_plane(state, toxiproxy_spec, definition)
             for wave in _waves(services):
@@ -173,10 +174,11 @@ class LocalBackend(ProjectQueries):
 
     def _spawn(self, state: ProjectState, spec: ServiceSpec) -> ProcessState:
         log = state.folder / "logs" / f"{spec.name}.log"
+        env = {**spec.environment, **procs.owner_env(state.folder)}  # `down` finds it by this
         if self._zygote is not None and self._zygote.can_run(spec.command):
-            pid = self._zygote.spawn(spec.command, spec.environment, log)
+            pid = self._zygote.spawn(spec.command, env, log)
         else:
-            pid = procs.spawn(spec.command, spec.environment, log).pid
+            pid = procs.spawn(spec.command, env, log).pid
         entry = ProcessState(
             name=spec.name,
             pid=pid,
@@ -224,6 +226,7 @@ class LocalBackend(ProjectQueries):
         if state.embedded_toxiproxy is False and state.complete:
             self._clear_external_proxies(state)
         procs.terminate_groups([p.pgid for p in state.processes.values()])
+        procs.terminate_owned(state.folder)  # what was forked but not yet recorded
         names = sorted(state.processes)
         state.remove()
         return names
@@ -254,15 +257,30 @@ class LocalBackend(ProjectQueries):
                 health = HealthReport(False, "paused", "SIGSTOP")
             elif proc.health_url:
                 health = probe(proc.health_url)
+                if proc.role == "toxiproxy" and health.ok:
+                    health = self._fault_plane_health(state, health)
             else:
                 health = HealthReport(True, "running")
             out.append(ServiceStatus(proc.name, proc.role, proc.pid, running, proc.paused, health))
         return out
 
+    def _fault_plane_health(self, state: ProjectState, health: HealthReport) -> HealthReport:
+        """Answering is not enough: a fault plane without the stack's links cuts them."""
+        try:
+            lost = fault_plane.missing(ToxiproxyClient(state.toxiproxy_url, timeout=2),
+                                       self._links(state)[1])
+        except SimctlError as exc:
+            return HealthReport(False, "unreachable", str(exc))
+        if not lost:
+            return health
+        shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        return HealthReport(False, "degraded", f"missing proxies: {shown}")
+
 
     def kill(self, name: str) -> None:
         state = self.require_state()
         proc = self._process(state, name)
+        self._save_links(state, proc)
         procs.signal_group(proc.pgid, signal.SIGKILL)
         proc.stopped, proc.paused, proc.ended_by = True, False, "killed"
         state.save()
@@ -285,6 +303,7 @@ class LocalBackend(ProjectQueries):
     def restart(self, name: str) -> None:
         state = self.require_state()
         proc = self._process(state, name)
+        self._save_links(state, proc)
         procs.terminate_groups([proc.pgid])
         self._start(state, proc)
 
@@ -292,6 +311,7 @@ class LocalBackend(ProjectQueries):
         """Stop a service gracefully (SIGTERM, then SIGKILL); `start` brings it back."""
         state = self.require_state()
         proc = self._process(state, name)
+        self._save_links(state, proc)
         procs.terminate_groups([proc.pgid])
         proc.stopped, proc.paused, proc.ended_by = True, False, "stopped"
         state.save()
@@ -308,6 +328,23 @@ class LocalBackend(ProjectQueries):
         self._spawn(state, spec)
         state.save()
         self._wait(state, [proc.name])
+        if proc.role == "toxiproxy":  # it comes back empty: the stack's links, then faults
+            link_map, expected = self._links(state)
+            fault_plane.restore(state, ToxiproxyClient(state.toxiproxy_url, timeout=10),
+                                link_map, expected)
+
+    def _links(self, state: ProjectState) -> tuple[list[dict[str, Any]], set[str]]:
+        """The link map, and the names of the proxies the stack needs now."""
+        self.port_offset, self.timing = state.port_offset, state.timing  # as `up` had them
+        definition = self.definition()
+        defined_dynos = {str(s.labels["dyno"]) for s in definition.services.values()
+                         if s.role == "dyno" and s.labels.get("dyno")}
+        return definition.proxies, fault_plane.expected_names(state, definition.proxies,
+                                                              defined_dynos)
+
+    def _save_links(self, state: ProjectState, proc: ProcessState) -> None:
+        if proc.role == "toxiproxy" and not proc.paused and procs.alive(proc.pid, proc.started):
+            fault_plane.save(state, ToxiproxyClient(state.toxiproxy_url, timeout=2))
 
     def limit_cpu(self, name: str, cpus: float | None) -> None:
         raise InvalidInput("a CPU limit needs the compose backend (a container's CPU quota); "

@@ -51,14 +51,66 @@ def alive(pid: int, started: float = 0.0) -> bool:
         return False
 
 
+# Every process of a project carries SIMCTL_OWNER=<its state folder> in its environment,
+# from the moment it is forked: `down` finds by it what no state file lists yet (a
+# service forked just before `up` was killed, before it could record the pid).
+OWNER = "SIMCTL_OWNER"
+
+
+def owner_env(folder: Path) -> dict[str, str]:
+    return {OWNER: str(folder)}
+
+
+def owned(folder: Path) -> list[int]:
+    """Pids (of this user) whose environment marks them as processes of `folder`.
+
+    /proc/PID/environ is the environment the process was started with: a service forked
+    by the launcher shows the launcher's, which is why the launcher is started marked.
+    """
+    mark = b"\0" + f"{OWNER}={folder}".encode() + b"\0"
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:  # gone, or another user's
+            continue
+        if mark in b"\0" + env + b"\0":
+            found.append(int(name))
+    return found
+
+
+def terminate_owned(folder: Path) -> list[int]:
+    """End every marked process of `folder`: whole groups they lead, else themselves."""
+    pids = owned(folder)
+    groups = []
+    for pid in pids:
+        try:
+            if os.getpgid(pid) == pid:
+                groups.append(pid)
+        except ProcessLookupError:
+            continue
+    terminate_groups(groups)
+    for pid in set(pids) - set(groups):  # not a group leader: the group is not ours
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return pids
+
+
 class Zygote:
     """Client of simctl.backends.zygote: forks pre-loaded service processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "simctl.backends.zygote"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env={**os.environ, **(env or {})},  # its children show this environment
             text=True,
             umask=SERVICE_UMASK,  # its children, the services, inherit it
         )
