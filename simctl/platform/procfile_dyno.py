@@ -107,7 +107,10 @@ class ProcfileDyno(Service):
     # -- the process -----------------------------------------------------------------
 
     def child_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SIMCTL_")}
+        # simctl's own settings are not the app's; the owner mark stays, so that `down`
+        # finds the team's processes too (simctl/backends/procs.py)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("SIMCTL_") or k == "SIMCTL_OWNER"}
         env.update(self.extra_env)
         env.update({"PORT": str(self.app_port), "DYNO": self.heroku_dyno,
                     "PS": self.heroku_dyno, "HEROKU_APP_NAME": self.app_name})
