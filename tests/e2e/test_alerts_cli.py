@@ -9,8 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -63,9 +65,33 @@ def load_started(env: dict[str, str]) -> float:
     return float(json.loads(done.stdout)["result"][0]["values"][0][0])
 
 
-def test_hung_dyno_fires_and_resolves_router_request_timeouts(env):
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 that keeps every payload posted to it."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield received, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_hung_dyno_fires_and_resolves_router_request_timeouts(env, receiver):
+    received, hook = receiver
     up = sim(env, "up", "--timing", "fast", "--port-offset", str(free_port_offset()),
-             timeout=120)
+             "--alert-webhook", hook, timeout=120)
     assert up.returncode == 0, up.stdout + up.stderr
     traffic = None
     try:
@@ -89,6 +115,15 @@ def test_hung_dyno_fires_and_resolves_router_request_timeouts(env):
         assert float(json.loads(pushed.stdout)["result"][0]["value"][1]) > 0
         assert sim(env, "sync", "state", "web.1", "down").returncode == 0
         wait_for(env, lambda s: "RouterRequestTimeouts" not in s, 25)
+        deadline = time.monotonic() + 10
+        timeouts: list[str] = []
+        while time.monotonic() < deadline and "resolved" not in timeouts:
+            timeouts = [p["status"] for p in received
+                        if p["groupLabels"] == {"alertname": "RouterRequestTimeouts"}]
+            time.sleep(0.2)
+        assert timeouts[0] == "firing"
+        assert "resolved" in timeouts
+        assert {p["version"] for p in received} == {"4"}
     finally:
         if traffic is not None:
             traffic.kill()
