@@ -134,3 +134,24 @@ def test_junit_failures_errors_and_skips(tmp_path: Path) -> None:
     skip = skipped.find("skipped")
     assert skip is not None
     assert skip.get("message") == "not run: --fail-fast after a failure"
+
+
+def test_alert_checks_reach_the_journal_and_junit() -> None:
+    from simctl.scenario.alert_watch import AlertCheck
+
+    result = make_result()
+    result.alerts = [AlertCheck("RouterRequestTimeouts", 15.0, fired_at=8.1234,
+                                resolved_at=21.5),
+                     AlertCheck("RouterHighErrorRatio", 15.0)]
+    journal = scenario_journal(result)
+    assert journal["alerts"] == [
+        {"alert": "RouterRequestTimeouts", "within": 15.0, "fired_at": 8.123,
+         "resolved_at": 21.5},
+        {"alert": "RouterHighErrorRatio", "within": 15.0, "fired_at": None,
+         "resolved_at": None}]
+    case = junit_document([journal]).getroot().find("./testsuite/testcase")
+    assert case is not None
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["alert.RouterRequestTimeouts.fired_at"] == "8.123"
+    assert props["alert.RouterRequestTimeouts.resolved_at"] == "21.500"
+    assert props["alert.RouterHighErrorRatio.fired_at"] == "never"
