@@ -11,6 +11,7 @@ simctl.yaml sits next to the team's code (docs/apps.md)::
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from simctl.apps import procfile
 from simctl.errors import InvalidInput
 
 PROJECT_FILE = "simctl.yaml"
+CONFIG_ENV = "SIMCTL_CONFIG"  # the project file, as --config names it
 MAX_APPS = 5
 MAX_DYNOS = 20
 DEFAULT_DYNOS = 3  # as many as the built-in app, so the catalogue's scenarios fit
@@ -147,6 +149,10 @@ def saved_apps(state: Any) -> list[AppSpec]:
 
 
 def project_apps(cwd: Path | None = None, allow_shell: bool = True) -> list[AppSpec]:
-    """The apps of ./simctl.yaml, if there is one (what `verify` and `scenario lint` see)."""
-    path = (cwd or Path.cwd()) / PROJECT_FILE
+    """The apps of the project file: $SIMCTL_CONFIG (`--config`), else ./simctl.yaml if
+    there is one (what `verify` and `scenario lint` see)."""
+    named = os.environ.get(CONFIG_ENV)
+    path = Path(named) if named else (cwd or Path.cwd()) / PROJECT_FILE
+    if named and not path.is_file():
+        raise InvalidInput(f"{CONFIG_ENV}={named}: no such project file")
     return load_project_file(path, allow_shell) if path.is_file() else []

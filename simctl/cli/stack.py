@@ -64,7 +64,7 @@ console = Console()
 @click.option("--dynos", type=int, default=None, metavar="N",
               help="Dynos of each --app (default 3, or the project file's count).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE",
+              default=None, metavar="FILE", envvar="SIMCTL_CONFIG",
               help="Project file naming the apps (default: ./simctl.yaml when no --app).")
 @click.option("--allow-shell", is_flag=True, callback=allow_shell_callback,
               help="Let a Procfile command that needs a shell run with sh -c.")

@@ -328,15 +328,21 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
               help="Control runs: leave out the faults (symptoms must not appear), the "
                    "runbook's steps (recovery must not happen), each fault or each step in "
                    "turn; every run must then FAIL (exit 0 when each did).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+              default=None, envvar="SIMCTL_CONFIG", metavar="FILE",
+              help="Project file naming your own apps (default ./simctl.yaml; docs/apps.md).")
 def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
            backend_name: str = "local", control: str | None = None,
-           shard: tuple[int, int] | None = None) -> None:
+           shard: tuple[int, int] | None = None, config_path: str | None = None) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends.local import LocalBackend
     from simctl.scenario import interrupts
+
+    if config_path:  # lint and the stack verify starts read the apps from it
+        os.environ["SIMCTL_CONFIG"] = str(Path(config_path).resolve())
 
     try:
         with interrupts.signals_as_exceptions():  # nothing runs yet: just leave
@@ -364,7 +370,7 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
 
         backend_class = ComposeBackend  # a running compose stack is reused as such
     backend = backend_class(project, timing=wanted_timing, port_offset=port_offset)
-    if backend_class is LocalBackend:  # a stack verify starts runs ./simctl.yaml's apps
+    if backend_class is LocalBackend:  # a stack verify starts runs the project file's apps
         from simctl.apps.config import project_apps
 
         backend.apps = project_apps(allow_shell=allow_shell)

@@ -113,3 +113,18 @@ def test_scenario_list_json_says_which_are_app_agnostic() -> None:
     flags = {entry["id"]: entry["app_agnostic"] for entry in json.loads(result.stdout)}
     assert flags["slow-dyno"] is True
     assert flags["app-crashed"] is False
+
+
+def test_simctl_config_names_the_project_file(project: Path, tmp_path_factory,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    monkeypatch.setenv("SIMCTL_CONFIG", str(project / "simctl.yaml"))
+    result = lint(BASE.format(extra="app: shop", proxy="shop.2", dyno="shop.2", more=""),
+                  elsewhere, monkeypatch)
+    assert result.ok, result.issues
+    monkeypatch.setenv("SIMCTL_CONFIG", str(elsewhere / "missing.yaml"))
+    from simctl.apps.config import project_apps
+    from simctl.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="missing.yaml: no such project file"):
+        project_apps()
