@@ -109,11 +109,13 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 @pytest.fixture(scope="session")
 def simctl_stack(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """A running stack for the whole session (its ``LocalBackend``); always stopped."""
+    """A running stack for the whole session (its ``LocalBackend``); always stopped.
+    It runs the project file's apps ($SIMCTL_CONFIG, else ./simctl.yaml; docs/apps.md)."""
+    from simctl.apps.config import project_apps
     from simctl.backends.local import LocalBackend
 
     backend = LocalBackend(f"pytest-{os.getpid()}", timing=pytestconfig.getoption(
-        "simctl_timing"), port_offset=_port_offset(pytestconfig))
+        "simctl_timing"), port_offset=_port_offset(pytestconfig), apps=project_apps())
     # SIGTERM would end the process without teardown: make it a KeyboardInterrupt, which
     # pytest answers by tearing fixtures down.
     previous = None
