@@ -67,7 +67,7 @@ def summary(snap: Snapshot) -> Text:
     text.append("\n")
     firing = snap.firing
     if firing:
-        text.append(f"FIRING: {', '.join(a.name for a in firing)}", "bold white on red")
+        text.append(f"FIRING: {', '.join(snap.firing_names())}", "bold white on red")
     else:
         text.append("no alert firing", "green")
     for error in snap.errors[:1]:
@@ -106,6 +106,7 @@ class Dashboard(App[None]):
         self.snapshot: Snapshot | None = None
         self.refreshes = 0
         self._busy = False
+        self._again = False
         self.sub_title = subtitle
 
     def compose(self) -> ComposeResult:
@@ -135,7 +136,7 @@ class Dashboard(App[None]):
         self.query_one("#health-table", DataTable).add_columns("job", "instance", "up")
         for table_id in ("#overview-alerts", "#alerts-table"):
             self.query_one(table_id, DataTable).add_columns(
-                "alert", "state", "since", "severity", "runbook", "summary")
+                "alert", "state", "since", "severity", "runbook", "labels", "summary")
         self.set_interval(self.interval, self.refresh_data)
         self.call_later(self.refresh_data)
 
@@ -157,15 +158,21 @@ class Dashboard(App[None]):
     async def refresh_data(self) -> None:
         """Fetch what the summary and the visible panel show, and draw it; a slow fetch is
         never overlapped by the next one."""
-        if self.paused or self._busy:
+        if self.paused:
+            return
+        if self._busy:
+            self._again = True  # e.g. a panel was switched to mid-fetch: fetch for it next
             return
         self._busy = True
         try:
-            pane = self.query_one(TabbedContent).active
-            shown = set(next((p[2] for p in PANES if p[0] == pane), ()))
-            snap = await self.collector.collect(charts=SUMMARY_CHARTS | shown,
-                                                logs=pane == "logs")
-            self.apply(snap)
+            self._again = True
+            while self._again:
+                self._again = False
+                pane = self.query_one(TabbedContent).active
+                shown = set(next((p[2] for p in PANES if p[0] == pane), ()))
+                snap = await self.collector.collect(charts=SUMMARY_CHARTS | shown,
+                                                    logs=pane == "logs")
+                self.apply(snap)
         finally:
             self._busy = False
 
@@ -212,7 +219,8 @@ class Dashboard(App[None]):
         for a in snap.alerts:
             style = "bold red" if a.state == "firing" else "yellow"
             table.add_row(Text(a.name, style), Text(a.state, style),
-                          since_text(a.since, snap.at), a.severity, a.runbook, a.summary)
+                          since_text(a.since, snap.at), a.severity, a.runbook, a.labels,
+                          a.summary)
 
     def _draw(self, chart: Chart, now: float) -> None:
         widget = self.query_one(f"#chart-{chart.key}", PlotextPlot)

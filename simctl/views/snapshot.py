@@ -56,6 +56,7 @@ class Alert:
     runbook: str
     since: str  # activeAt, ISO 8601
     value: str
+    labels: str = ""  # the rest, e.g. "instance=web.1 job=dyno": which one of several
 
 
 @dataclass
@@ -86,6 +87,13 @@ class Snapshot:
     def firing(self) -> list[Alert]:
         return [a for a in self.alerts if a.state == "firing"]
 
+    def firing_names(self) -> list[str]:
+        """Each firing alert once, with how many series fire it: `LogShuttleLosing x3`."""
+        counts: dict[str, int] = {}
+        for alert in self.firing:
+            counts[alert.name] = counts.get(alert.name, 0) + 1
+        return [name if n == 1 else f"{name} x{n}" for name, n in counts.items()]
+
 
 async def _health(prom: PromClient) -> list[Target]:
     series = await prom.query(HEALTH.queries[0].expr)
@@ -99,12 +107,14 @@ def _alert(raw: dict[str, Any]) -> Alert:
     return Alert(name=labels.get("alertname", "?"), state=raw.get("state", "?"),
                  severity=labels.get("severity", ""), summary=notes.get("summary", ""),
                  runbook=notes.get("runbook", labels.get("runbook", "")),
-                 since=str(raw.get("activeAt", "")), value=str(raw.get("value", "")))
+                 since=str(raw.get("activeAt", "")), value=str(raw.get("value", "")),
+                 labels=" ".join(f"{k}={v}" for k, v in sorted(labels.items())
+                                 if k not in ("alertname", "severity")))
 
 
 async def _alerts(prom: PromClient) -> list[Alert]:
     alerts = [_alert(a) for a in await prom.alerts() if a.get("state") != "inactive"]
-    return sorted(alerts, key=lambda a: (a.state != "firing", a.name))
+    return sorted(alerts, key=lambda a: (a.state != "firing", a.name, a.labels))
 
 
 async def _router_logs(session: aiohttp.ClientSession, router: str, url: str) -> list[LogLine]:

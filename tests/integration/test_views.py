@@ -111,11 +111,14 @@ async def test_dashboard_pilot_shows_data_and_switches_panels(stack_and_prom) ->
         summary = str(app.query_one("#summary").render())
         assert f"up {len(app.snapshot.health)}/{len(app.snapshot.health)}" in summary
         panes = app.query_one("#panes")
-        for key, pane in (("4", "hcodes"), ("8", "logs"), ("2", "traffic"), ("right", "latency")):
+        for key, pane in (("4", "hcodes"), ("2", "traffic"), ("right", "latency"), ("8", "logs")):
             await pilot.press(key)
             assert panes.active == pane
-        await pilot.pause(0.3)
-        log_text = "\n".join(strip.text for strip in app.query_one("#log-lines").lines)
+        for _ in range(40):  # the log panel fetches the routers' lines once shown
+            await pilot.pause(0.25)
+            log_text = "\n".join(strip.text for strip in app.query_one("#log-lines").lines)
+            if "router.1: at=info" in log_text or "router.2: at=info" in log_text:
+                break
         assert "router.1: at=info" in log_text or "router.2: at=info" in log_text
         await pilot.press("q")
     assert app.return_code in (0, None)

@@ -55,9 +55,16 @@ function drawSummary(snap) {
     stat("p99 latency", fmt(p99 ? last(p99) : null, "ms")),
     ...chart(snap, "hcodes").series.filter((s) => last(s)).map(
       (s) => stat(`${s.name} per minute`, fmt(last(s), ""), true)),
-    stat("alerts firing", firing.length ? firing.map((a) => a.name).join(", ") : "none",
+    stat("alerts firing", firing.length ? firingNames(firing).join(", ") : "none",
          firing.length > 0),
   );
+}
+
+function firingNames(firing) {
+  // each alert once, with how many series fire it: "LogShuttleLosing x3"
+  const counts = new Map();
+  for (const a of firing) counts.set(a.name, (counts.get(a.name) || 0) + 1);
+  return [...counts].map(([name, n]) => (n > 1 ? `${name} x${n}` : name));
 }
 
 function drawAlerts(snap) {
@@ -65,7 +72,7 @@ function drawAlerts(snap) {
   body.replaceChildren(...snap.alerts.map((a) => {
     const row = el("tr", { class: a.state, "data-alert": a.name });
     for (const text of [a.name, a.state, since(a.since, snap.at), a.severity, a.runbook,
-                        a.summary]) row.append(el("td", {}, text));
+                        a.labels, a.summary]) row.append(el("td", {}, text));
     return row;
   }));
   document.getElementById("no-alerts").hidden = snap.alerts.length > 0;
