@@ -511,18 +511,18 @@ def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
 def format_value(value: Value, t: float) -> dict[str, Any]:
     """Prometheus's API `data` for an instant query result."""
     if isinstance(value, float):
-        return {"resultType": "scalar", "result": [t, _num(value)]}
+        return {"resultType": "scalar", "result": [t, format_number(value)]}
     if isinstance(value, str):
         return {"resultType": "string", "result": [t, value]}
     if value and isinstance(value[0][1], list):
         return {"resultType": "matrix", "result": [
-            {"metric": dict(labels), "values": [[ts, _num(v)] for ts, v in points]}
+            {"metric": dict(labels), "values": [[ts, format_number(v)] for ts, v in points]}
             for labels, points in value]}  # type: ignore[misc]
     return {"resultType": "vector", "result": [
-        {"metric": dict(labels), "value": [t, _num(v)]} for labels, v in value]}  # type: ignore
+        {"metric": dict(labels), "value": [t, format_number(v)]} for labels, v in value]}  # type: ignore
 
 
-def _num(value: float) -> str:
+def format_number(value: float) -> str:
     """Prometheus sends sample values as strings: NaN, +Inf, -Inf, or the shortest repr."""
     if value != value:
         return "NaN"

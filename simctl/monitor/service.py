@@ -22,7 +22,7 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from simctl.monitor.history import History, Labels
-from simctl.monitor.promql import Evaluator, QueryError, format_value, parse
+from simctl.monitor.promql import Evaluator, QueryError, format_number, format_value, parse
 from simctl.monitor.rules import RuleFile, RuleFileError, format_duration, load_rules
 from simctl.monitor.scrape import Scraper, Target, parse_text
 from simctl.monitor.webhook import Webhook, rfc3339
@@ -199,8 +199,7 @@ class MonitorService(Service):
                 if not isinstance(value, list):
                     raise QueryError("range queries need a scalar or instant vector expression")
                 for labels, v in value:
-                    series.setdefault(labels, []).append([_num_t(t), format_value(v, t)
-                                                          ["result"][1]])
+                    series.setdefault(labels, []).append([_num_t(t), format_number(v)])
         except (QueryError, ValueError) as exc:
             return _error(str(exc))
         return _ok({"resultType": "matrix", "result": [
