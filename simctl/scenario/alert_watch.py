@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from simctl.backends.project import base_url
@@ -44,6 +45,7 @@ class AlertWatch:
         self.url = url.rstrip("/") + "/api/v1/alerts"
         self.checks = {c.name: c for c in checks}
         self.t0 = t0
+        self.started_wall = time.time()
         self.errors = 0
         self.last_error = ""
         self._stop = threading.Event()
@@ -67,7 +69,10 @@ class AlertWatch:
         now = time.monotonic() - self.t0
         states: dict[str, set[str]] = {}
         for alert in alerts:
-            states.setdefault(alert["labels"].get("alertname", ""), set()).add(alert["state"])
+            state = alert["state"]
+            if state == "firing" and _unix(alert.get("activeAt")) < self.started_wall - 1:
+                state = "earlier"  # active before this run began: not this run's doing
+            states.setdefault(alert["labels"].get("alertname", ""), set()).add(state)
         with self._lock:
             for name, check in self.checks.items():
                 seen = states.get(name, set())
@@ -75,8 +80,8 @@ class AlertWatch:
                     if check.fired_at is None:
                         check.fired_at = now
                     check.resolved_at = None
-                elif "pending" in seen:
-                    check.pending_seen = True
+                elif "pending" in seen or "earlier" in seen:
+                    check.pending_seen = check.pending_seen or "pending" in seen
                     if check.fired_at is not None:
                         check.resolved_at = None
                 elif check.fired_at is not None and check.resolved_at is None:
@@ -96,6 +101,13 @@ class AlertWatch:
         self._stop.set()
         self._thread.join(timeout=5)
         return list(self.checks.values())
+
+
+def _unix(rfc3339: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(rfc3339).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def monitor_url(backend: Any) -> str | None:
