@@ -8,6 +8,7 @@ lists. A failed or interrupted `up` ends what it started before returning.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -80,6 +81,9 @@ class LocalBackend(ProjectQueries):
 
     def up(self) -> ProjectState:
         existing = self.state()
+        if existing is not None and not existing.complete and not _up_running(existing):
+            self._stop_all(existing)  # left by a killed `up`: end what it started
+            existing = None
         if existing is not None:
             if any(procs.alive(p.pid, p.started) for p in existing.processes.values()):
                 raise StackStartError(
@@ -103,6 +107,7 @@ class LocalBackend(ProjectQueries):
             embedded_toxiproxy=self.external_toxiproxy is None,
             started_at=time.time(),
             apps=[app.to_dict() for app in self.apps],
+            up_pid=os.getpid(),
         )
         state.save()
         if self.apps:  # a Procfile process has the platform's boot timeout to bind $PORT
@@ -442,6 +447,13 @@ class LocalBackend(ProjectQueries):
             for p in state.processes.values()
             if p.paused or not procs.alive(p.pid, p.started)
         ]
+
+
+def _up_running(state: ProjectState) -> bool:
+    """Is the `up` that wrote this (incomplete) state still at work? Its pid must run and
+    be older than the state: a recycled pid is younger."""
+    started = procs.started_at(state.up_pid) if state.up_pid else 0.0
+    return bool(started) and started <= state.started_at and procs.alive(state.up_pid)
 
 
 def _dyno_index(proc: ProcessState) -> int:

@@ -106,6 +106,8 @@ class ProjectState:
     # The project's own apps (simctl.apps.config.AppSpec as dicts), to rebuild its definition.
     apps: list[dict[str, Any]] = field(default_factory=list)
     complete: bool = False  # false while `up` is still starting things
+    up_pid: int = 0  # the `simctl up` writing this state (an incomplete one whose up is gone
+    # was left by a killed up: the next up clears it)
 
     @property
     def folder(self) -> Path:
