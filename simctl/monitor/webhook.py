@@ -94,7 +94,8 @@ class Webhook:
                     error = f"HTTP {response.status}"
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 error = str(exc) or type(exc).__name__
-            await asyncio.sleep(0.5 * (attempt + 1))
+            if attempt + 1 < self.attempts:
+                await asyncio.sleep(0.5 * (attempt + 1))
         self.failed += 1
         log.warning("at=webhook_failed url=%s error=%r", self.url, error)
 
