@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import cast
 
 log = logging.getLogger("simctl.faults.api")
 
@@ -37,7 +38,7 @@ class ConnectionGate:
 
 class _Refused(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.abort()  # RST, descriptor freed at once
+        cast(asyncio.Transport, transport).abort()  # RST, descriptor freed at once
 
 
 class _Counted(asyncio.Protocol):

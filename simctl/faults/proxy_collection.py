@@ -21,13 +21,9 @@ from simctl.faults.proxy import Proxy
 T = TypeVar("T")
 
 
-def _no_reply(proxy: Proxy) -> None:
-    return None
-
-
 def parse_proxy(body: Any, where: str = "") -> dict[str, Any]:
     body = wire.expect_object(body, "toxiproxy.Proxy")
-    fields = {
+    fields: dict[str, Any] = {
         "name": wire.get_str(body, "name", "", "Proxy.name"),
         "listen": wire.get_str(body, "listen", "", "Proxy.listen"),
         "upstream": wire.get_str(body, "upstream", "", "Proxy.upstream"),
@@ -56,7 +52,7 @@ class ProxyCollection:
             raise PROXY_NOT_FOUND
         return proxy
 
-    async def create(self, body: Any, reply: Callable[[Proxy], T] = _no_reply) -> tuple[Proxy, T]:
+    async def create(self, body: Any, reply: Callable[[Proxy], T]) -> tuple[Proxy, T]:
         """Create a proxy, and its reply; on any error (even while replying) nothing stays."""
         async with self._lock:
             fields = parse_proxy(body)
