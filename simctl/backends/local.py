@@ -209,7 +209,9 @@ class LocalBackend(ProjectQueries):
             name, report = next(iter(sorted(failed.items())))
             tail = _log_tail(state.processes[name].log)
             if apps_stack.is_app_dyno(state.processes[name].labels) and tail.startswith("error: "):
-                raise StackStartError(tail.removeprefix("error: "))  # R10, or why it exited
+                # R10, or why it exited; the dyno's log keeps its heroku[web.N] lines
+                raise StackStartError(f"{tail.removeprefix('error: ')} (platform log: "
+                                      f"{state.processes[name].log})")
             hint = f"; last log line: {tail}" if tail else ""
             others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise StackStartError(

@@ -97,6 +97,10 @@ def test_a_procfile_that_cannot_serve_fails_up_and_leaves_nothing(
     state = Path(env["SIMCTL_STATE_DIR"]) / project
     assert not (state / "state.json").exists()
     assert processes_in(app) == []
+    if code == 3:  # the error names the dyno's log, which keeps the platform's lines
+        log = state / "logs" / "dyno-1.log"
+        assert lines[0].endswith(f"(platform log: {log})")
+        assert "heroku[web.1]: State changed from starting to crashed" in log.read_text()
     if "R10" in message:  # the platform's line, as `simctl logs` would have shown it
         assert "heroku[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to " \
                "$PORT within 6 seconds of launch" in (state / "logs" / "dyno-1.log").read_text()
