@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,7 +17,7 @@ from simctl.platform import logframe
 from simctl.platform.drain import DrainService
 from simctl.platform.logframe import MAX_LINE, LogMessage, printable
 from simctl.platform.logplex import LogplexService
-from simctl.platform.logplex.service import HISTORY_BYTES
+from simctl.platform.logplex.service import HISTORY, HISTORY_BYTES, MESSAGE_COST, Channel
 from simctl.platform.timing import FAST
 
 AUTH = "Basic " + base64.b64encode(b"token:t.web").decode()
@@ -109,3 +110,17 @@ async def test_a_line_cannot_forge_another_or_drive_the_terminal(
 ])
 def test_printable(text: str, shown: str) -> None:
     assert printable(text) == shown
+
+
+def test_history_accounting_stays_exact() -> None:
+    channel = Channel("web")
+    rng = random.Random(7)
+    for round_ in range(60):
+        batch = [LogMessage("app", "web.1", "y" * rng.choice((0, 10, 300, MAX_LINE)))
+                 for _ in range(rng.choice((1, 7, 500, HISTORY, HISTORY + 3)))]
+        channel.publish(batch)
+        kept = list(channel.history)
+        assert channel.history_bytes == sum(len(m.text) + MESSAGE_COST for m in kept), round_
+        assert len(kept) <= HISTORY
+        assert channel.history_bytes <= HISTORY_BYTES
+        assert kept[-1] is batch[-1]  # the newest line is always kept

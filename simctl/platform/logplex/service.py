@@ -18,6 +18,8 @@ import json
 import random
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
+from operator import attrgetter
 from typing import Any, NoReturn
 
 from aiohttp import web
@@ -42,6 +44,7 @@ from simctl.platform.timing import HEROKU, Timing
 HISTORY = 1500  # lines of history per channel, replayed by tail ?n=
 HISTORY_BYTES = 2 * 1024 * 1024  # ... and at most this much text (1,500 full lines is 15 MB)
 MESSAGE_COST = 100  # what a message weighs beside its text, for the history's byte bound
+_TEXT = attrgetter("text")
 MAX_CHANNELS = 1000  # channels are made on first use; this bounds a flood of tokens
 MAX_TAILS = 100
 INPUT_TYPES = frozenset({logframe.CONTENT_TYPE, "application/x-logplex-1"})
@@ -55,16 +58,25 @@ class Channel:
 
     def __init__(self, app: str) -> None:
         self.app = app
-        self.history: deque[LogMessage] = deque()
+        self.history: deque[LogMessage] = deque(maxlen=HISTORY)
         self.history_bytes = 0  # text lengths plus MESSAGE_COST each (characters, not bytes)
         self.drains: list[HttpDrain] = []
         self.tails: set[TailSession] = set()
 
     def publish(self, messages: list[LogMessage]) -> None:
         history = self.history
-        history.extend(messages)
-        self.history_bytes += sum([len(m.text) for m in messages]) + MESSAGE_COST * len(messages)
-        while len(history) > HISTORY or self.history_bytes > HISTORY_BYTES:
+        if len(messages) >= HISTORY:
+            history.clear()
+            self.history_bytes = 0
+            kept = messages[-HISTORY:]
+        else:
+            kept = messages
+            displaced = len(history) + len(kept) - HISTORY  # what maxlen is about to drop
+            if displaced > 0:
+                self.history_bytes -= _weight(islice(history, displaced), displaced)
+        history.extend(kept)
+        self.history_bytes += _weight(kept, len(kept))
+        while self.history_bytes > HISTORY_BYTES:
             self.history_bytes -= len(history.popleft().text) + MESSAGE_COST
         if any(drain.enabled for drain in self.drains):
             frames = output_frames(messages)  # encoded once for every drain
@@ -72,6 +84,11 @@ class Channel:
                 drain.push(frames)
         for tail in self.tails:
             tail.push(messages)
+
+
+def _weight(messages: Iterable[LogMessage], count: int) -> int:
+    """What ``count`` messages weigh against HISTORY_BYTES (map/len: no Python loop)."""
+    return sum(map(len, map(_TEXT, messages))) + MESSAGE_COST * count
 
 
 def token_app(authorization: str) -> str | None:
@@ -200,6 +217,8 @@ class LogplexService(Service):
         """Cut lines over Logplex's 10,000 bytes (shippers split them before sending;
         what still comes longer is truncated, as Logplex does)."""
         quarter = logframe.MAX_LINE // 4  # shorter texts fit whatever their characters
+        if max(map(len, map(_TEXT, messages)), default=0) <= quarter:
+            return
         for i in [i for i, m in enumerate(messages) if len(m.text) > quarter]:
             message = messages[i]
             cut = logframe.truncate(message.text)
