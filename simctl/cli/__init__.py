@@ -43,6 +43,24 @@ class SimctlGroup(click.Group):
     click's usage errors are not SimctlErrors: they pass through with click's format and exit 2.
     """
 
+    def main(self, args: Any = None, *rest: Any, **extra: Any) -> Any:
+        """Runs the command; while a drill is active, records it on the drill's timeline
+        (who, argv, exit code, the runbook step it matches: simctl.drill.recorder)."""
+        from simctl.drill import recorder
+
+        argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        recording = recorder.before(argv)
+        code = 1
+        try:
+            result = super().main(args, *rest, **extra)
+            code = 0
+            return result
+        except SystemExit as exc:
+            code = recorder.exit_code_of(exc)
+            raise
+        finally:
+            recorder.after(recording, code)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -82,6 +100,7 @@ def main(ctx: click.Context, toxiproxy_url: str) -> None:
 def _register() -> None:
     from simctl.cli import (
         alerts,
+        drill,
         faults,
         operate,
         runbook,
@@ -92,7 +111,7 @@ def _register() -> None:
         verify,
     )
 
-    groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts]
+    groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts, drill]
     for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)

@@ -83,6 +83,7 @@ def parse_attrs(kind: type[ToxicType], items: tuple[str, ...]) -> dict[str, int]
 @click.pass_obj
 def proxies(obj: CliContext, as_json: bool) -> None:
     """List the proxies and their toxics."""
+    _refuse_if_concealed("simctl proxies")
     found = obj.client().proxies()
     if as_json:
         click.echo(json.dumps({n: dataclasses.asdict(p) for n, p in found.items()}, indent=2))
@@ -179,10 +180,19 @@ def _attribute_line(kind: type[ToxicType]) -> str:
 @click.command()
 def toxics() -> None:
     """List the toxic types, their attributes (unit, range) and what they do."""
+    _refuse_if_concealed("simctl toxics")
     table = Table("type", "attributes", "summary")
     for type_name, kind in REGISTRY.items():
         table.add_row(type_name, _attribute_line(kind), Text(kind.summary))
     Console(highlight=False).print(table)
+
+
+def _refuse_if_concealed(command: str) -> None:
+    """During a concealed drill the fault plane is not shown (docs/drills.md)."""
+    from simctl.cli.options import default_project
+    from simctl.drill.conceal import refuse_inspection
+
+    refuse_inspection(default_project(), command)
 
 
 def _switch(enabled: bool) -> click.Command:
