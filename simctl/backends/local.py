@@ -95,8 +95,9 @@ class LocalBackend(ProjectQueries):
         definition = self.definition()
         services = [s for s in definition.services.values() if s.role != "toxiproxy"]
         toxiproxy_spec = next(iter(definition.by_role("toxiproxy")), None)
-        self._check_ports(definition, toxiproxy_spec)
+        # A missing prometheus binary is said before any taken port: no offset helps it.
         prometheus_binary = prometheus.check_local(self.port_offset) if self.prometheus else ""
+        self._check_ports(definition, toxiproxy_spec)
         url = self.external_toxiproxy or _toxiproxy_url(toxiproxy_spec)
         state = ProjectState(
             project=self.project,

@@ -20,9 +20,10 @@ import psutil
 import pytest
 import yaml
 
-from simctl.pytest_plugin import free_port_offset
+from simctl.pytest_plugin import SLOTS, free_port_offset
 
 pytestmark = pytest.mark.slow
+SPARE_SLOTS = (11000, 12500, 14000)  # when other stacks hold every usual slot
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def api(url: str) -> dict:
 def test_up_prometheus_scrapes_the_stack(env: dict[str, str]) -> None:
     if shutil.which("prometheus") is None:
         pytest.skip("prometheus is not installed (scripts/debian-packages.sh prometheus)")
-    offset = free_port_offset()
+    offset = free_port_offset(SLOTS + SPARE_SLOTS)
     up = sim(env, "up", "--timing", "fast", "--prometheus", "--port-offset", str(offset))
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -83,7 +84,7 @@ def test_up_prometheus_scrapes_the_stack(env: dict[str, str]) -> None:
 def test_missing_binary_is_one_line_and_starts_nothing(env: dict[str, str],
                                                        tmp_path: Path) -> None:
     bare = {**env, "PATH": str(Path(sys.executable).parent)}  # python, but no prometheus
-    result = sim(bare, "up", "--prometheus", "--port-offset", str(free_port_offset()))
+    result = sim(bare, "up", "--prometheus")  # said before any port is checked
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("error: --prometheus needs the `prometheus` binary")
     assert len(result.stderr.strip().splitlines()) == 1
