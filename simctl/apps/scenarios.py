@@ -10,7 +10,10 @@ dyno behaviour fault is a lint error: a team's process has no /control to switch
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 APP_ACTIONS = ("sync", "tail")  # the actions with an `app` field
 
@@ -61,3 +64,23 @@ def check(data: Any, add: Callable[..., None], app_dynos: tuple[str, ...] = ()) 
         if reason:
             add(("faults", index, "dyno"), f"dyno behaviours apply only to built-in dynos, "
                                            f"and {reason}: use a toxic or a process fault")
+
+
+def only_app_agnostic(paths: list[Path], all_: bool) -> list[Path]:
+    """`verify --all --app-agnostic`: the scenarios whose file says `app_agnostic: true`."""
+    from simctl.errors import InvalidInput
+
+    if not all_:
+        raise InvalidInput("--app-agnostic selects from --all: give --all with it")
+    picked = []
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            picked.append(path)  # lint reports what is wrong with it
+            continue
+        if isinstance(data, dict) and data.get("app_agnostic") is True:
+            picked.append(path)
+    if not picked:
+        raise InvalidInput("no scenario is marked app_agnostic: true")
+    return picked

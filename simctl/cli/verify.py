@@ -328,6 +328,9 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
               help="Control runs: leave out the faults (symptoms must not appear), the "
                    "runbook's steps (recovery must not happen), each fault or each step in "
                    "turn; every run must then FAIL (exit 0 when each did).")
+@click.option("--app-agnostic", "app_agnostic", is_flag=True,
+              help="With --all: only the scenarios marked app_agnostic, which run against "
+                   "your own app (docs/apps.md).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               default=None, envvar="SIMCTL_CONFIG", metavar="FILE",
               help="Project file naming your own apps (default ./simctl.yaml; docs/apps.md).")
@@ -335,7 +338,8 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
            backend_name: str = "local", control: str | None = None,
-           shard: tuple[int, int] | None = None, config_path: str | None = None) -> None:
+           shard: tuple[int, int] | None = None, config_path: str | None = None,
+           app_agnostic: bool = False) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends.local import LocalBackend
@@ -346,7 +350,12 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
 
     try:
         with interrupts.signals_as_exceptions():  # nothing runs yet: just leave
-            selected = _lint(_select(scenarios, all_), allow_shell)
+            paths = _select(scenarios, all_)
+            if app_agnostic:
+                from simctl.apps.scenarios import only_app_agnostic
+
+                paths = only_app_agnostic(paths, all_)
+            selected = _lint(paths, allow_shell)
     except KeyboardInterrupt as exc:
         sys.exit(interrupts.exit_code_for(exc))
     if shard is not None:

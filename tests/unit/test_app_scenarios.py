@@ -128,3 +128,21 @@ def test_simctl_config_names_the_project_file(project: Path, tmp_path_factory,
 
     with pytest.raises(InvalidInput, match="missing.yaml: no such project file"):
         project_apps()
+
+
+def test_verify_all_app_agnostic_selects_the_marked_scenarios() -> None:
+    from click.testing import CliRunner
+
+    from simctl.apps.scenarios import only_app_agnostic
+    from simctl.cli import main
+    from simctl.errors import InvalidInput
+
+    files = sorted((ROOT / "scenarios").glob("*.yaml"))
+    picked = {p.stem for p in only_app_agnostic(files, True)}
+    assert {"slow-dyno", "drain-endpoint-down", "stale-routes-sync-partition"} <= picked
+    assert "app-crashed" not in picked
+    with pytest.raises(InvalidInput, match="no scenario is marked"):
+        only_app_agnostic([ROOT / "scenarios" / "app-crashed.yaml"], True)
+    result = CliRunner().invoke(main, ["verify", "--app-agnostic", "slow-dyno"])
+    assert result.exit_code == 2
+    assert "--app-agnostic selects from --all: give --all with it" in result.output
