@@ -103,6 +103,7 @@ def _register() -> None:
         drill,
         faults,
         operate,
+        report,
         runbook,
         scenario,
         stack,
@@ -111,7 +112,8 @@ def _register() -> None:
         verify,
     )
 
-    groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts, drill]
+    groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts, drill,
+              report]
     for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)

@@ -328,6 +328,9 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
               help="Control runs: leave out the faults (symptoms must not appear), the "
                    "runbook's steps (recovery must not happen), each fault or each step in "
                    "turn; every run must then FAIL (exit 0 when each did).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              metavar="DIR", help="Write a report per scenario run into DIR (HTML, Markdown, "
+                                  "JSON: scores, timeline, SLI charts; docs/drills.md).")
 @click.option("--app-agnostic", "app_agnostic", is_flag=True,
               help="With --all: only the scenarios marked app_agnostic, which run against "
                    "your own app (docs/apps.md).")
@@ -339,7 +342,7 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
            backend_name: str = "local", control: str | None = None,
            shard: tuple[int, int] | None = None, config_path: str | None = None,
-           app_agnostic: bool = False) -> None:
+           report_dir: str | None = None, app_agnostic: bool = False) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends.local import LocalBackend
@@ -363,9 +366,11 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
         if not selected:
             click.echo(f"shard {shard[0]}/{shard[1]}: no scenario falls in it; nothing to run")
             sys.exit(EXIT_OK)
-    for path in (junit_path, json_path):
+    for path in (junit_path, json_path, report_dir):
         if path and not Path(path).resolve().parent.is_dir():
             raise InvalidInput(f"{path}: no such directory")
+    if report_dir and Path(report_dir).exists() and not Path(report_dir).is_dir():
+        raise InvalidInput(f"--report {report_dir}: not a directory")
     console = _console()
     wanted_timing = timing or "fast"
     backend_class: Any = LocalBackend
@@ -439,6 +444,8 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                     try:
                         _reports(console, ran, junit_path, json_path, began, exit_code,
                                  project, seed, stack_timing, control, shard)
+                        if report_dir:  # before the stack stops: SLIs come from its monitor
+                            _drill_reports(console, ran, report_dir, backend)
                     except OSError as exc:  # the stack must still be stopped
                         click.secho(f"error: cannot write a report: {exc}", fg="red", err=True)
                         exit_code = exit_code or EXIT_FAILED
@@ -577,6 +584,21 @@ def _interrupted(console: Console, outcomes: list[Outcome], exc: BaseException) 
         if outcome.result is None and not outcome.skipped:
             outcome.skipped = f"not run: verify was interrupted by {name}"
     _summary(console, outcomes)
+
+
+def _drill_reports(console: Console, outcomes: list[Outcome], folder: str,
+                   backend: Any) -> None:
+    """`--report DIR`: each run as a drill report (simctl.drill.from_verify)."""
+    from simctl.drill.from_verify import write_reports
+    from simctl.scenario.alert_watch import monitor_url
+
+    Path(folder).mkdir(exist_ok=True)
+    try:
+        url = monitor_url(backend)
+    except SimctlError:
+        url = None
+    written = write_reports(folder, [o.journal for o in outcomes], url)
+    console.print(f"reports: {len(written)} file(s) in {folder}")
 
 
 def _reports(console: Console, outcomes: list[Outcome], junit_path: str | None,
