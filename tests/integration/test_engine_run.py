@@ -233,8 +233,11 @@ def test_dyno_errors_logs_health_and_route_probes(stack: LocalBackend, write: An
               - metric logplex_control_rod_active{rod="deny_logs_ingress"} == 1
               - 'log "status=500" in drain.main'
               - 'log /app\\[web\\.2\\]: at=error/ in tail'
-              - health web.2 is ok
               - health logplex is degraded
+          - within: 10s
+            baseline_ok: true  # guards: they hold before the faults too
+            expect:
+              - health web.2 is ok
               - logs.delivery_ratio{drain="main"} >= 0.9
         mitigation: {runbook_steps: [reset-web-2, enable-audit]}
         recovery: {within: 12s}
