@@ -420,6 +420,70 @@ class Abort(Model):
     when: list[Probe] = Field([], description="abort (and roll back) when any holds")
 
 
+class Objective(Model):
+    """What a trainee must achieve, and how it is checked (docs/scenarios.md,
+    "Objectives"). A plain string is an objective with text only (shown, never ticked);
+    otherwise at most one of: a runbook ``step`` run, a ``command`` (glob) or
+    ``command_regex`` run, a ``probe`` that becomes true, or a question (``ask``) with
+    ``answer`` (one or several) or ``answer_regex``."""
+
+    text: Name
+    step: Name | None = Field(None, description="a step id of the scenario's runbook")
+    command: Name | None = Field(None, description="a glob over the command line, e.g. "
+                                                   "'simctl dyno show *'")
+    command_regex: Name | None = Field(None, description="a regex the command line matches")
+    probe: Probe | None = Field(None, description="a symptom or recovery probe of the "
+                                                  "scenario, met when it becomes true")
+    ask: Name | None = Field(None, description="a question for `simctl train answer`")
+    answer: Name | list[Name] | None = None
+    answer_regex: Name | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text(cls, data: Any) -> Any:
+        return {"text": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_check(self) -> Objective:
+        checks = [k for k in ("step", "command", "command_regex", "probe", "ask")
+                  if getattr(self, k) is not None]
+        if len(checks) > 1:
+            raise PydanticCustomError("objective", "give at most one of step, command, "
+                                      "command_regex, probe, ask (got {keys})",
+                                      {"keys": ", ".join(checks)})
+        has_answer = self.answer is not None or self.answer_regex is not None
+        if self.ask is not None and not has_answer:
+            raise PydanticCustomError("objective", "'ask' needs 'answer' or 'answer_regex'")
+        if self.ask is None and has_answer:
+            raise PydanticCustomError("objective", "'answer' needs 'ask' (the question)")
+        if isinstance(self.answer, list) and not self.answer:
+            raise PydanticCustomError("objective", "'answer' needs at least one answer")
+        for key in ("command_regex", "answer_regex"):
+            pattern = getattr(self, key)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise PydanticCustomError("objective", "{key} does not compile: {error}",
+                                              {"key": key, "error": str(exc)}) from None
+        return self
+
+    @property
+    def check(self) -> str | None:
+        """How it is met: step, command, command_regex, probe, ask; None for text only."""
+        return next((k for k in ("step", "command", "command_regex", "probe", "ask")
+                     if getattr(self, k) is not None), None)
+
+    @property
+    def answers(self) -> list[str]:
+        if self.answer is None:
+            return []
+        return [self.answer] if isinstance(self.answer, str) else list(self.answer)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
@@ -432,7 +496,8 @@ class Scenario(Model):
     runbook: Name = Field(description="path of the runbook, relative to the repository root")
     difficulty: int = Field(ge=1, le=5)
     tags: list[Name] = []
-    objectives: list[Name] = []
+    objectives: list[Objective] = Field([], description="what a trainee should achieve, "
+                                        "each a text or a checkable objective")
     load: Load = Load()
     steady_state: list[Probe] = []
     faults: list[Fault] = Field(min_length=1)

@@ -418,6 +418,7 @@ def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
                         f"step '{step}' of {reference}, line {command.line}: "
                         f"'{command.text}' {command.refused}; a runbook step may not run it "
                         "(RB013)")
+    _check_objectives(data, ids, reference, ctx)
     alerts = data.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         return
@@ -431,3 +432,28 @@ def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
                                    f"{reference}{did_you_mean(alert, runbook.front.alerts)}")
         elif isinstance(alert, str) and (no_rule := missing_rule(alert)):
             ctx.add(("alerts", i), no_rule)
+
+
+def _check_objectives(data: dict[str, Any], step_ids: Any, reference: str,
+                      ctx: Context) -> None:
+    """An objective's step must be a runbook step; its probe one the drill watches (a
+    symptom or recovery probe), else nothing would ever tick it (docs/training.md)."""
+    objectives = data.get("objectives")
+    if not isinstance(objectives, list):
+        return
+    watched = {text for path, text in _probe_strings(data) if path[0] != "abort"}
+    if _mapping(data, "recovery").get("expect") is None:
+        steady = data.get("steady_state")
+        watched |= {t for t in steady if isinstance(t, str)} if isinstance(steady, list) else set()
+    for i, objective in enumerate(objectives):
+        if not isinstance(objective, dict):
+            continue
+        step = objective.get("step")
+        if isinstance(step, str) and step not in step_ids:
+            ctx.add(("objectives", i, "step"),
+                    f"no step '{step}' in {reference}{did_you_mean(step, step_ids)}")
+        probe = objective.get("probe")
+        if isinstance(probe, str) and probe not in watched:
+            ctx.add(("objectives", i, "probe"),
+                    f"probe '{probe}' is not one of the scenario's symptom or recovery "
+                    "probes: a drill never records it")
