@@ -147,7 +147,8 @@ def web(project: str, prometheus_url: str | None, span: str, window: str | None,
         url += f"?token={token}"
         click.echo(f"token: {token} (cookie simctl_web_token or header X-Simctl-Token)")
     click.echo(f"web view of {_title(source)} on {url}", nl=True)
-    app = build_app(collector, token=token, title=_title(source), interval=interval)
+    app = build_app(collector, token=token, title=_title(source), interval=interval,
+                    project=source.project)
     aioweb.run_app(app, sock=sock, print=None, handle_signals=True)
 
 

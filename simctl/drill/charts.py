@@ -25,13 +25,21 @@ MARKS = {
     "alert": ("alert", "#ff7f0e"),
     "ack": ("ack", "#2ca02c"),
     "hint": ("hint", "#bcbd22"),
-    "command": ("command", "#1f77b4"),
+    "step": ("runbook step", "#1f77b4"),
+    "command": ("other command", "#7f7f7f"),
     "recovery_holding": ("recovered", "#17becf"),
 }
 
 
 def _x(entry: Entry, origin: float) -> float:
     return round(float(entry["t"]) - origin, 2)
+
+
+def _mark_kind(entry: Entry) -> str:
+    """Commands that match a runbook step are marked apart from the others."""
+    if entry.get("kind") == "command" and entry.get("matched_step"):
+        return "step"
+    return str(entry.get("kind"))
 
 
 def mark_text(entry: Entry) -> str:
@@ -45,7 +53,7 @@ def mark_text(entry: Entry) -> str:
     if kind == "ack":
         return f"ack by {entry.get('who')}"
     if kind == "hint":
-        return f"hint {entry.get('index')} to {entry.get('who')}"
+        return f"hint {int(entry.get('index') or 0) + 1} to {entry.get('who')}"
     if kind == "command":
         step = entry.get("matched_step")
         argv = " ".join(str(a) for a in entry.get("argv") or [])
@@ -85,7 +93,7 @@ def figure(entries: list[Entry], origin: float) -> go.Figure:
     fig.add_trace(go.Scatter(x=xs, y=values("drain_dropped"), name="drain drops",
                              line={"color": "#8c564b"}), row=4, col=1)
     for kind, (label, colour) in MARKS.items():
-        marked = [e for e in entries if e.get("kind") == kind and "t" in e]
+        marked = [e for e in entries if _mark_kind(e) == kind and "t" in e]
         if not marked:
             continue
         fig.add_trace(go.Scatter(x=[_x(e, origin) for e in marked], y=[label] * len(marked),
@@ -93,7 +101,7 @@ def figure(entries: list[Entry], origin: float) -> go.Figure:
                                  hoverinfo="text+x", marker={"color": colour, "size": 11,
                                                              "symbol": "diamond"}),
                       row=5, col=1)
-        if kind in ("fault_applied", "ack", "recovery_holding"):
+        if kind in ("fault_applied", "ack", "step", "recovery_holding"):
             for e in marked:
                 for row in (1, 2, 3, 4):
                     fig.add_vline(x=_x(e, origin), line_color=colour, line_width=1,

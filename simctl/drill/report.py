@@ -132,7 +132,8 @@ def describe(entry: Entry) -> str:
     if kind == "ack":
         return f"{entry.get('who')} acknowledged"
     if kind == "hint":
-        return f"hint {entry.get('index')} given to {entry.get('who')}: {entry.get('text')} " \
+        return f"hint {int(entry.get('index') or 0) + 1} given to {entry.get('who')}: " \
+               f"{entry.get('text')} " \
                f"(+{entry.get('penalty_s', 0):g} s)"
     if kind == "note":
         return f"note by {entry.get('who')}: {entry.get('text')}"
@@ -186,7 +187,7 @@ def _md_cell(text: str) -> str:
 def to_markdown(data: ReportData) -> str:
     lines = [f"# Drill report: {data.title}", "",
              f"Drill `{data.drill.get('id')}`, scenario `{data.drill.get('scenario')}`.", ""]
-    lines += [f"> {note}" for note in data.notes]
+    lines += [f"> {note}\n" for note in data.notes]
     lines += ["## Scores", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {_md_cell(v)} |" for k, v in summary_rows(data)]
     lines += ["", "| part | points | why |", "|---|---|---|"]

@@ -185,10 +185,12 @@ def step_use(entries: list[Entry], runbook: Any, scenario: Any, origin: float | 
             if who and who not in use.by:
                 use.by.append(who)
             continue
-        words = [a for a in argv[1:] if not a.startswith("-")] if argv else []
+        if argv and argv[0].rsplit("/", 1)[-1] == "simctl":
+            argv = argv[1:]  # the recorder keeps what followed `simctl`
+        words = [a for a in argv if not a.startswith("-")]
         if not words or words[0] in META_COMMANDS or entry.get("exit_code") not in (0, None):
             continue  # the drill's own commands, and commands that failed, are no gap
-        text = " ".join(argv)
+        text = " ".join(["simctl", *argv])
         gap = gaps.setdefault(text, {"command": text, "times": 0, "who": [],
                                      "first_at": _after(entry.get("t"), origin)})
         gap["times"] += 1

@@ -25,7 +25,7 @@ from simctl.views.snapshot import Collector, Snapshot
 
 COOKIE = "simctl_web_token"
 HEADER = "X-Simctl-Token"
-STATIC = ("index.html", "app.js", "style.css")
+STATIC = ("index.html", "app.js", "style.css", "drill.js")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -83,7 +83,7 @@ class SnapshotCache:
 
 
 def build_app(collector: Collector, token: str | None = None, title: str = "",
-              interval: float = 1.0) -> web.Application:
+              interval: float = 1.0, project: str | None = None) -> web.Application:
     app = web.Application(middlewares=[access_middleware(token), browser_guard_middleware()])
     cache = SnapshotCache(collector, max_age=min(0.5, interval / 2))
     static = resources.files("simctl.views") / "static"
@@ -114,5 +114,9 @@ def build_app(collector: Collector, token: str | None = None, title: str = "",
     app.router.add_get("/static/plotly.min.js", plotly)
     app.router.add_get("/static/{name}", page)
     app.router.add_get("/api/snapshot", snapshot)
+    if project:  # the drill page (simctl/views/drill_page.py)
+        from simctl.views.drill_page import add_routes
+
+        add_routes(app, project)
     app.on_cleanup.append(close)
     return app
