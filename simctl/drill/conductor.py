@@ -17,6 +17,7 @@ timeline (simctl.drill.timeline).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -118,6 +119,11 @@ class DrillRun(_Run):
         except Exception as exc:
             self.book.append("stack_reset", ok=False, done=[" ".join(str(exc).split())],
                              hidden=self.drill.hidden)
+
+    def _load_spec(self) -> Any:
+        """The load's run id shows in its log lines and pushed metrics: the drill's id,
+        never the scenario's."""
+        return dataclasses.replace(super()._load_spec(), run_id=self.drill.id)
 
     def _phase_is(self, phase: str) -> None:
         self.drill.phase = phase
