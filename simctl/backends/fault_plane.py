@@ -37,11 +37,17 @@ def missing(client: ToxiproxyClient, expected: set[str]) -> list[str]:
     return sorted(expected - set(client.proxies()))
 
 
+def forget(state: ProjectState) -> None:
+    (state.folder / SNAPSHOT).unlink(missing_ok=True)
+
+
 def save(state: ProjectState, client: ToxiproxyClient) -> None:
-    """Keep what the server holds; nothing is saved when it does not answer."""
+    """Keep what the server holds; when it does not answer, keep nothing (an older save
+    would bring back faults healed since)."""
     try:
         proxies = client.proxies()
     except SimctlError:
+        forget(state)
         return
     data = [{"name": p.name, "listen": p.listen, "upstream": p.upstream,
              "enabled": p.enabled, "toxics": [t.__dict__ for t in p.toxics]}
@@ -57,16 +63,27 @@ def restore(state: ProjectState, client: ToxiproxyClient, link_map: list[dict[st
         saved = [Proxy.from_json(p) for p in json.loads(path.read_text())]
     except (OSError, ValueError, KeyError, TypeError):
         saved = []
-    path.unlink(missing_ok=True)
+    forget(state)
     client.populate([p for p in link_map if p["name"] in expected])
     present = client.proxies()
-    for proxy in saved:
-        if proxy.name not in present:
-            present[proxy.name] = client.create_proxy(proxy.name, proxy.upstream, proxy.listen)
-        have = {t.name for t in present[proxy.name].toxics}
-        for toxic in proxy.toxics:
-            if toxic.name not in have:
-                client.add_toxic(proxy.name, toxic.type, toxic.stream, toxic.toxicity,
-                                 toxic.attributes, name=toxic.name)
-        if not proxy.enabled:
-            client.disable(proxy.name)
+    failed: list[str] = []
+    for proxy in saved:  # one that cannot come back (its port taken) stops none of the others
+        try:
+            _put_back(client, proxy, present.get(proxy.name))
+        except SimctlError as exc:
+            failed.append(f"{proxy.name} ({exc})")
+    if failed:
+        raise SimctlError("the fault plane restarted, but could not put back: "
+                          + "; ".join(failed))
+
+
+def _put_back(client: ToxiproxyClient, proxy: Proxy, current: Proxy | None) -> None:
+    if current is None:
+        current = client.create_proxy(proxy.name, proxy.upstream, proxy.listen)
+    have = {t.name for t in current.toxics}
+    for toxic in proxy.toxics:
+        if toxic.name not in have:
+            client.add_toxic(proxy.name, toxic.type, toxic.stream, toxic.toxicity,
+                             toxic.attributes, name=toxic.name)
+    if not proxy.enabled:
+        client.disable(proxy.name)

@@ -237,6 +237,7 @@ class LocalBackend(ProjectQueries):
         procs.terminate_owned(state.folder)  # what was forked but not yet recorded
         names = sorted(state.processes)
         state.remove()
+        fault_plane.forget(state)
         return names
 
     def _clear_external_proxies(self, state: ProjectState) -> None:
@@ -351,8 +352,12 @@ class LocalBackend(ProjectQueries):
                                                               defined_dynos)
 
     def _save_links(self, state: ProjectState, proc: ProcessState) -> None:
-        if proc.role == "toxiproxy" and not proc.paused and procs.alive(proc.pid, proc.started):
+        if proc.role != "toxiproxy":
+            return
+        if not proc.paused and procs.alive(proc.pid, proc.started):
             fault_plane.save(state, ToxiproxyClient(state.toxiproxy_url, timeout=2))
+        else:  # nothing to save: an older save must not come back on the next start
+            fault_plane.forget(state)
 
     def limit_cpu(self, name: str, cpus: float | None) -> None:
         raise InvalidInput("a CPU limit needs the compose backend (a container's CPU quota); "
