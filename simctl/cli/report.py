@@ -4,7 +4,7 @@ review (docs/drills.md, "Reports").
     simctl report                         # the latest drill, as Markdown on stdout
     simctl report d-20261204-171500-ab12 --html r.html --md r.md --json r.json --review pir.md
 
-A running hidden drill is refused without the facilitator token (exit 2): its report
+A running hidden drill is refused without the facilitator token (exit 8): its report
 names the faults.
 """
 

@@ -21,14 +21,15 @@ from string import Template
 from typing import Any
 
 from simctl.drill.score import Score, score_drill
+from simctl.drill.state import TokenRefused
 from simctl.errors import InvalidInput, SimctlError
 
 Entry = dict[str, Any]
 
 
-class HiddenDrillRunning(InvalidInput):
+class HiddenDrillRunning(TokenRefused):
     """A report of a running hidden drill without the facilitator token: it would reveal
-    the faults."""
+    the faults (exit 8, as every facilitator refusal)."""
 
 
 @dataclass

@@ -21,13 +21,13 @@ from typing import Any
 
 from aiohttp import web
 
+from simctl.cli.drill import HINT_PENALTY_S  # the same penalty as `simctl drill hint`
 from simctl.drill import state as drill_state
 from simctl.drill.report import describe
 from simctl.drill.timeline import Timeline, read_timeline, responder_view
 from simctl.errors import SimctlError
 
 TOKEN_HEADER = "X-Simctl-Drill-Token"
-HINT_PENALTY_S = 60.0  # as `simctl drill hint` (docs/drills.md)
 _WHO = re.compile(r"^[\w .@-]{1,40}$")
 MAX_NOTE = 4000
 

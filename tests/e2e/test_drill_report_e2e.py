@@ -70,7 +70,7 @@ def test_scripted_hidden_drill_and_its_report(tmp_path: Path) -> None:
 
         _wait(firing, 60, "RouterRequestTimeouts firing")
         refused = sim("report")  # hidden and running: the report would name the fault
-        assert refused.returncode == 2
+        assert refused.returncode == 8
         assert "running and hidden" in refused.stderr
         script = [("drill", "ack"), ("drill", "hint"),
                   ("logs", "--dyno", "router", "-n", "300"),

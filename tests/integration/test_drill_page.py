@@ -115,7 +115,7 @@ def test_report_of_a_running_hidden_drill_needs_the_token(hidden_drill, tmp_path
     runner = CliRunner()
     refused = runner.invoke(main, ["report", "--project", PROJECT, "--html",
                                    str(tmp_path / "r.html")])
-    assert refused.exit_code == 2
+    assert refused.exit_code == 8
     assert "is running and hidden" in refused.output
     assert not (tmp_path / "r.html").exists()
     shown = runner.invoke(main, ["report", "--project", PROJECT, "--token", TOKEN, "--md",
