@@ -109,11 +109,12 @@ def _register() -> None:
         stack,
         toxiproxy,
         traffic,
+        train,
         verify,
     )
 
     groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts, drill,
-              report]
+              report, train]
     for command in [c for group in groups for c in group.COMMANDS]:
         main.add_command(command)
     main.add_command(toxiproxy.toxiproxy)

@@ -20,6 +20,7 @@ from simctl.scenario.errors import did_you_mean
 
 SCENARIO_SUFFIX = ".yaml"
 RUNBOOK_SUFFIX = ".md"
+COURSE_FILE = "course.yaml"  # the training course (docs/training.md), not a scenario
 
 
 def package_root() -> Path:
@@ -52,7 +53,8 @@ def repo_root() -> Path:
 
 def scenario_files(directory: Path | None = None) -> list[Path]:
     directory = directory or scenarios_dir()
-    return sorted(p for p in directory.glob(f"*{SCENARIO_SUFFIX}") if p.is_file())
+    return sorted(p for p in directory.glob(f"*{SCENARIO_SUFFIX}")
+                  if p.is_file() and p.name != COURSE_FILE)
 
 
 def runbook_files(directory: Path | None = None) -> list[Path]:

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 
 from simctl.pytest_plugin import free_port_offset
+from simctl.scenario import catalog
 from simctl.scenario.catalog import scenarios_dir
 
 # One stack and two full catalogue runs in the module fixture: far over the per-test default.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-CATALOGUE = sorted(p.stem for p in scenarios_dir().glob("*.yaml"))
+CATALOGUE = sorted(p.stem for p in catalog.scenario_files(scenarios_dir()))
 EXPECTED_FAILURE = {"no-faults": "symptoms", "no-mitigation": "recovery"}
 # Known to recover without its runbook: say why, and the control passing turns this red.
 SELF_HEALING: dict[str, str] = {}

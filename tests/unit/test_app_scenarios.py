@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from simctl.scenario import catalog
 from simctl.scenario.loader import lint_text
 from simctl.scenario.references import stack_info
 
@@ -74,7 +75,7 @@ def test_a_dyno_behaviour_on_a_projects_app_is_a_lint_error(
 def test_catalogue_app_agnostic_scenarios_use_no_behaviour() -> None:
     import yaml
 
-    agnostic = [p for p in sorted((ROOT / "scenarios").glob("*.yaml"))
+    agnostic = [p for p in catalog.scenario_files(ROOT / "scenarios")
                 if yaml.safe_load(p.read_text()).get("app_agnostic")]
     assert {p.stem for p in agnostic} >= {"slow-dyno", "drain-endpoint-down",
                                           "stale-routes-sync-partition"}
@@ -137,7 +138,7 @@ def test_verify_all_app_agnostic_selects_the_marked_scenarios() -> None:
     from simctl.cli import main
     from simctl.errors import InvalidInput
 
-    files = sorted((ROOT / "scenarios").glob("*.yaml"))
+    files = catalog.scenario_files(ROOT / "scenarios")
     picked = {p.stem for p in only_app_agnostic(files, True)}
     assert {"slow-dyno", "drain-endpoint-down", "stale-routes-sync-partition"} <= picked
     assert "app-crashed" not in picked
