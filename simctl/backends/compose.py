@@ -230,6 +230,7 @@ class ComposeBackend(ProjectQueries):
                 from None
         if self.prometheus:
             self._check_prometheus()
+        self._check_ports()
         if self.toxiproxy_image(pull=True) == self.image \
                 and not os.environ.get("SIMCTL_TOXIPROXY_IMAGE"):
             self.notices.append(f"{OFFICIAL_TOXIPROXY_IMAGE} cannot be pulled: the toxiproxy "
@@ -281,6 +282,15 @@ class ComposeBackend(ProjectQueries):
         except BaseException:
             self._down(state)
             raise
+
+    def _check_ports(self) -> None:
+        """Before anything starts: every port compose.yaml publishes is free (another stack,
+        local or compose, may hold them; compose itself would only say it failed)."""
+        raw = _raw_compose(self.definition().directory)
+        for port, service in sorted(_published_ports(raw).items()):
+            if procs.port_taken(port):
+                raise AddressInUse(f"port {port} ({service}) is already in use on 127.0.0.1; "
+                                   "stop what uses it (another stack? `simctl down`)")
 
     def _check_prometheus(self) -> None:
         """Before anything starts: the image has the binary, and its port is free."""
@@ -567,6 +577,21 @@ def _refused(name: str, exc: Exception) -> InvalidInput:
 
 def _index(dyno: str) -> int:
     return int(dyno.rsplit(".", 1)[1]) if "." in dyno else 0
+
+
+def _published_ports(raw: dict[str, Any]) -> dict[int, str]:
+    """Host ports of every `ports:` entry ("127.0.0.1:7100:7100", "127.0.0.1:21201-21202:...")
+    and the service that publishes each."""
+    out = {}
+    for name, spec in (raw.get("services") or {}).items():
+        for entry in (spec or {}).get("ports") or []:
+            parts = str(entry).split(":")
+            if len(parts) < 2:
+                continue  # a container port only: the engine picks the host port
+            first, _, last = parts[-2].partition("-")
+            for port in range(int(first), int(last or first) + 1):
+                out[port] = name
+    return out
 
 
 def _raw_compose(directory: Path) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,34 @@ def test_docs_setup_on_a_fresh_clone(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     left = subprocess.run(["docker", "ps", "-aq", "--filter",
                            f"label=com.docker.compose.project={env['SIMCTL_PROJECT']}"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert left == []
+
+
+def test_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    """Another stack holding a published port: one line naming it (exit 6), no container
+    started, instead of compose's own "Encountered errors while bringing up the project"."""
+    _need_docker()
+    if subprocess.run(["docker", "image", "inspect", "simctl:latest"], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("image simctl:latest missing (run `simctl stack build`)")
+    project = f"taken{os.getpid()}"
+    env = {**os.environ, "SIMCTL_STATE_DIR": str(tmp_path), "SIMCTL_PROJECT": project,
+           "NO_COLOR": "1"}
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", 7100))
+            holder.listen()
+        except OSError:
+            pass  # already held by something else: the same situation
+        result = subprocess.run([sys.executable, "-m", "simctl", "up", "--backend", "compose"],
+                                env=env, capture_output=True, text=True, timeout=120,
+                                check=False)
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert re.match(r"error: port \d+ \([\w-]+\) is already in use", result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1
+    left = subprocess.run(["docker", "ps", "-aq", "--filter",
+                           f"label=com.docker.compose.project={project}"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert left == []
 
