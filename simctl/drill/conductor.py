@@ -80,7 +80,7 @@ class DrillRun(_Run):
         self.reason = "ended"
         self.revealed = False
         self.error = ""
-        self._alerts: dict[str, str] = {}
+        self._alert_states: dict[str, str] = {}
         self._probes: dict[str, bool] = {}
         self._broken = False
         self._holding_since: float | None = None
@@ -94,14 +94,14 @@ class DrillRun(_Run):
         if event.end is None:
             return
         if event.kind == "fault" and event.status == OK:
-            index = event.detail.get("index")
+            index = int(event.detail.get("index", 0))
             fault = self.scenario.timeline()[index]
             self.book.append("fault_applied", name=self.names[index], fault_kind=fault.kind,
                              target=fault_target(fault), description=describe(fault))
         elif event.kind == "undo":
-            index = self.by_description.get(event.detail.get("fault", ""))
-            name = self.names.get(index, event.detail.get("fault", "")) if index is not None \
-                else event.detail.get("fault", "")
+            described = str(event.detail.get("fault", ""))
+            found = self.by_description.get(described)
+            name = self.names[found] if found is not None else described
             self.book.append("fault_rolled_back", name=name, ok=event.status == OK,
                              reason=event.detail.get("reason", ""))
         elif event.kind == "phase" and event.name == "residue":
@@ -156,7 +156,7 @@ class DrillRun(_Run):
                 self.reason, self.error = "error", f"{type(exc).__name__}: {exc}"
             finally:
                 with interrupts.deferred():
-                    self._finish()
+                    self._end_drill()
 
     def _loop(self) -> None:
         max_duration = float(self.drill.options.get("max_duration_s") or 3600.0)
@@ -268,14 +268,14 @@ class DrillRun(_Run):
             if name and (name not in seen or alert.get("state") == "firing"):
                 seen[name] = alert
         for name, alert in seen.items():
-            if self._alerts.get(name) != alert.get("state"):
-                self._alerts[name] = alert.get("state", "")
+            if self._alert_states.get(name) != alert.get("state"):
+                self._alert_states[name] = alert.get("state", "")
                 notes = alert.get("annotations", {})
                 self.book.append("alert", alert=name, state=alert.get("state"),
                                  value=alert.get("value"), summary=notes.get("summary", ""),
                                  runbook=notes.get("runbook"))
-        for name in [n for n, s in self._alerts.items() if n not in seen and s != "resolved"]:
-            self._alerts[name] = "resolved"
+        for name in [n for n, s in self._alert_states.items() if n not in seen and s != "resolved"]:
+            self._alert_states[name] = "resolved"
             self.book.append("alert", alert=name, state="resolved", value=None, summary="",
                              runbook=None)
 
@@ -341,7 +341,7 @@ class DrillRun(_Run):
 
     # -- the end -----------------------------------------------------------------------
 
-    def _finish(self) -> None:
+    def _end_drill(self) -> None:
         d = self.drill
         self._phase_is("ending")
         if self._alert_watch is not None:
@@ -355,8 +355,8 @@ class DrillRun(_Run):
             self._reset()
         else:
             self.book.append("residue_check", ok=True, problems=[])
-        self.book.append("drill_ended", reason=self.reason, revealed=self.revealed,
-                         **({"error": self.error} if self.error else {}))
+        extra: dict[str, Any] = {"error": self.error} if self.error else {}
+        self.book.append("drill_ended", reason=self.reason, revealed=self.revealed, **extra)
         d.status = {"recovered": drill_state.ENDED, "ended": drill_state.ENDED,
                     "timeout": drill_state.ENDED, "aborted": drill_state.ABORTED,
                     }.get(self.reason, drill_state.INTERRUPTED)
