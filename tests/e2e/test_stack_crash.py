@@ -81,7 +81,7 @@ def test_up_killed_mid_wave_leaves_nothing_behind(tmp_path: Path, then: str) -> 
             unrecorded = logs - recorded
             if not unrecorded:
                 time.sleep(0.002)  # a wave takes tens of ms to fork: leave the cores to it
-        assert unrecorded, "never saw a service forked before it was recorded"
+        assert unrecorded, f"never saw a service forked before it was recorded (up: {up.poll()})"
         up.send_signal(signal.SIGKILL)
         up.wait(10)
         time.sleep(0.5)  # the rest of the wave: the launcher forks what it was sent
