@@ -108,6 +108,7 @@ def test_an_invalid_scenario_exits_2_and_starts_nothing(env: dict[str, str]) -> 
     ((), "give SCENARIO ids or paths, or --all"),
     (("slow-web-1", "--all"), "not both"),
     (("slow-web-2",), "no scenario 'slow-web-2'"),
+    (("slow-web-1", "--report", "/nonexistent/reports"), "/nonexistent/reports: no such "),
 ])
 def test_bad_arguments_exit_2(env: dict[str, str], args: tuple[str, ...], message: str) -> None:
     done = simctl("verify", *args, env=env, timeout=60)
@@ -139,7 +140,8 @@ def test_a_passing_scenario_exits_0_with_one_junit_testcase(env: dict[str, str],
     junit, journal = tmp_path / "report.xml", tmp_path / "journal.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "simctl", "verify", "slow-web-1", "--project", project,
-         "--port-offset", str(offset), "--junit", str(junit), "--json", str(journal)],
+         "--port-offset", str(offset), "--junit", str(junit), "--json", str(journal),
+         "--report", str(tmp_path / "reports")],
         env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pids: dict[int, float] = {}
     try:
@@ -163,6 +165,14 @@ def test_a_passing_scenario_exits_0_with_one_junit_testcase(env: dict[str, str],
         "preflight", "steady_state", "faults", "symptoms", "mitigation", "recovery",
         "rollback", "residue"]
     assert scenario["seed"] == 3
+    # --report: the run as a drill report, its SLIs read from the monitor before `down`
+    report = json.loads((tmp_path / "reports" / "slow-web-1.json").read_text())
+    assert report["score"]["recovered"] is True
+    assert report["score"]["followed"] == ["heal-web-1"]
+    assert report["score"]["failed_requests"] > 0
+    assert sum(e["kind"] == "sli" for e in report["timeline"]) > 5
+    assert "Plotly.newPlot" in (tmp_path / "reports" / "slow-web-1.html").read_text()
+    assert (tmp_path / "reports" / "slow-web-1.md").is_file()
     assert not state_file(env, project).exists()
     assert_all_gone(pids)
 
