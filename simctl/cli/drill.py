@@ -265,8 +265,16 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
             break
         time.sleep(0.2)
     current = drill_state.load(d.folder)
-    if current.running and current.phase not in ("waiting", "faulted"):
-        current = _current(project, d.id)  # the conductor died before the steady state
+    if current.running and not current.conductor_alive():
+        from simctl.drill.conductor import recover_lost
+
+        recover_lost(current)  # it died before the steady state: nothing may stay injected
+        current = drill_state.load(d.folder)
+        current.error = current.error or f"the conductor exited (see {d.folder}/conductor.log)"
+    elif current.running and current.phase not in ("waiting", "faulted"):
+        _request(current, "abort", who="drill start", reveal=False)
+        current = _wait_end(current)
+        current.error = f"no steady state within {START_WAIT:g}s"
     if not current.running:
         why = current.error or current.end_reason or current.status
         raise SimctlError(f"drill {d.id} could not start: {why}")
