@@ -227,7 +227,8 @@ def to_html(data: ReportData) -> str:
         scenario=esc(str(data.drill.get("scenario"))), overall=data.score.overall,
         notes=notes, scores=scores, parts=parts, gaps=gaps, timeline=rows,
         chart=chart_html(data.entries, data.origin),
-        data=html.escape(json.dumps(to_json(data)["score"], default=str)))
+        # JSON inside <script>: no "<" at all, so nothing in it can close the element
+        data=json.dumps(to_json(data)["score"], default=str).replace("<", "\\u003c"))
 
 
 def write_all(data: ReportData, html_path: str | Path | None = None,

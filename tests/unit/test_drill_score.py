@@ -189,3 +189,15 @@ def test_a_verify_journal_becomes_a_timeline(slow_dyno):
     assert [p.possible for p in s.parts if p.name == "acknowledge"] == [0]  # unattended
     assert s.followed == ["take-dyno-out"]
     assert s.skipped == []
+
+
+def test_what_responders_typed_cannot_break_out_of_the_page(tmp_path, slow_dyno):
+    entries = write_drill(tmp_path / "t.jsonl")
+    evil = "</script><script>alert(1)</script>"
+    entries.append({"t": FAULT + 70, "kind": "command", "hidden": False, "who": evil,
+                    "argv": ["logs", "--grep", evil], "exit_code": 0, "matched_step": None})
+    entries.append({"t": FAULT + 71, "kind": "note", "hidden": False, "who": "ana",
+                    "text": evil})
+    page = to_html(build({"id": "d-1", "scenario": "slow-dyno"}, entries, *slow_dyno))
+    assert evil not in page
+    assert "&lt;/script&gt;&lt;script&gt;alert(1)" in page  # the timeline shows it as text
