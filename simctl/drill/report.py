@@ -112,6 +112,12 @@ def clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(t))
 
 
+def command_words(entry: Entry) -> list[str]:
+    """A command entry's line as typed: the recorder keeps what followed ``simctl``."""
+    argv = [str(a) for a in entry.get("argv") or []]
+    return argv if argv[:1] == ["simctl"] else ["simctl", *argv]
+
+
 def describe(entry: Entry) -> str:
     """One line saying what an entry is."""
     kind = entry.get("kind")
@@ -127,7 +133,7 @@ def describe(entry: Entry) -> str:
         summary = f": {entry['summary']}" if entry.get("summary") else ""
         return f"alert {entry.get('alert')} {entry.get('state')}{summary}"
     if kind == "command":
-        argv = " ".join(str(a) for a in entry.get("argv") or [])
+        argv = " ".join(command_words(entry))
         step = f" (runbook step {entry['matched_step']})" if entry.get("matched_step") else ""
         return f"{entry.get('who')} ran `{argv}` (exit {entry.get('exit_code')}){step}"
     if kind == "ack":
@@ -147,6 +153,8 @@ def describe(entry: Entry) -> str:
     if kind == "residue_check":
         problems = "; ".join(entry.get("problems") or [])
         return "residue check: clean" if entry.get("ok") else f"residue check: {problems}"
+    if kind == "stack_reset":
+        return "stack reset to its baseline" + ("" if entry.get("ok", True) else " (FAILED)")
     if kind == "drill_ended":
         return f"drill ended: {entry.get('reason')}"
     return str(kind)

@@ -8,13 +8,33 @@ the drill then edit it; the sections marked _to complete_ need their judgement.
 
 from __future__ import annotations
 
-from simctl.drill.report import ReportData, clock, describe, events, seconds
+from simctl.drill.report import ReportData, clock, command_words, describe, events, seconds
 from simctl.drill.score import ACK_BUDGET, ALERT_BUDGET, MITIGATE_BUDGET, SLO_SUCCESS_RATIO
 
 
 def _faults(data: ReportData) -> list[str]:
     return [f"`{e.get('name')}`: {e.get('description') or ''} ({e.get('fault_kind')} on "
             f"`{e.get('target')}`)" for e in data.entries if e.get("kind") == "fault_applied"]
+
+
+def _injected(data: ReportData) -> str:
+    applied = [e for e in data.entries if e.get("kind") == "fault_applied"]
+    if not applied:
+        return "The incident"
+    first = applied[0]
+    more = f" and {len(applied) - 1} more fault(s)" if len(applied) > 1 else ""
+    return f"A {first.get('fault_kind')} fault on `{first.get('target')}` " \
+           f"({first.get('description')}){more}"
+
+
+def _in_review(entry: dict) -> bool:
+    """The review's timeline leaves out probe changes, checks and the drill's own
+    commands (its ack and hint entries say the same)."""
+    if entry.get("kind") in ("probe", "residue_check", "stack_reset"):
+        return False
+    if entry.get("kind") == "command":
+        return command_words(entry)[1:2] not in (["drill"], ["report"])
+    return True
 
 
 def _went_well(data: ReportData) -> list[str]:
@@ -78,8 +98,8 @@ def to_review(data: ReportData) -> str:
         f"Drill `{data.drill.get('id')}` of scenario `{data.drill.get('scenario')}`; "
         f"ended: {ended}. Score {s.overall} / 100.", "",
         "## Summary", "",
-        (f"{faults[0].split(': ', 1)[-1] if faults else 'A fault'} caused "
-         f"{s.failed_requests} failed request(s). The first alert fired "
+        (f"{_injected(data)} caused {s.failed_requests} failed request(s). "
+         "The first alert fired "
          f"{seconds(s.time_to_alert)} after the fault, it was acknowledged after "
          f"{seconds(s.time_to_ack)}, and service "
          + (f"recovered after {seconds(s.time_to_mitigate)}." if s.recovered
@@ -93,8 +113,7 @@ def to_review(data: ReportData) -> str:
         "## Timeline", "", "| t | time (UTC) | event |", "|---|---|---|",
     ]
     lines += [f"| {off} | {clock(e['t'])} | {describe(e).replace('|', '/')} |"
-              for off, e in events(data)
-              if e.get("kind") not in ("probe", "residue_check")]
+              for off, e in events(data) if _in_review(e)]
     lines += ["", "## Root cause and contributing factors", ""]
     if faults:
         lines.append("The faults injected (the drill's root cause):")
