@@ -31,6 +31,7 @@ import yaml
 from simctl.backends import procs, prometheus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.local import DEFAULT_PROJECT, ServiceStatus
+from simctl.backends.names import canonical
 from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import AddressInUse, InvalidInput, StackStartError
@@ -325,7 +326,8 @@ class ComposeBackend(ProjectQueries):
             name, report = next(iter(sorted(failed.items())))
             tail = self._log_tail(name)
             hint = f"; last log line: {tail}" if tail else ""
-            raise StackStartError(f"{name} did not become healthy: {report.status} "
+            raise StackStartError(f"{canonical(state.processes[name])} did not become healthy: "
+                                  f"{report.status} "
                                   f"{report.reason}".rstrip() + hint)
 
     def _log_tail(self, name: str) -> str:
@@ -408,7 +410,7 @@ class ComposeBackend(ProjectQueries):
         proc = self._process(state, name)
         container = self.container(name)
         if container.status != "running" or proc.paused:
-            raise InvalidInput(f"{name} is not running")
+            raise InvalidInput(f"{canonical(proc)} is not running")
         try:
             container.pause()
         except Exception:  # APIError "unable to freeze": no cgroup freezer (nested engines)
@@ -464,16 +466,16 @@ class ComposeBackend(ProjectQueries):
 
     def limit_cpu(self, name: str, cpus: float | None) -> None:
         """Starve a service of CPU (e.g. 0.05 of one core for TLS saturation); None lifts it."""
-        self._process(self.require_state(), name)
+        proc = self._process(self.require_state(), name)
         quota = int(cpus * 100_000) if cpus else -1
         try:
             self.container(name).update(cpu_period=100_000, cpu_quota=quota)
         except Exception as exc:  # docker APIError: e.g. cgroup v1 without CFS quota
-            raise _refused(name, exc) from None
+            raise _refused(canonical(proc), exc) from None
 
     def partition(self, name: str, connected: bool = False) -> None:
         """Disconnect a service from the project network (a partition), or reconnect it."""
-        self._process(self.require_state(), name)
+        proc = self._process(self.require_state(), name)
         container = self.container(name)
         network = self._default_network()
         try:
@@ -482,7 +484,7 @@ class ComposeBackend(ProjectQueries):
             else:
                 network.disconnect(container, force=True)
         except Exception as exc:  # docker APIError: already (dis)connected, not running
-            raise _refused(name, exc) from None
+            raise _refused(canonical(proc), exc) from None
 
     def _default_network(self) -> Any:
         for network in self.networks():

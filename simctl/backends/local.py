@@ -20,6 +20,7 @@ from simctl.apps import stack as apps_stack
 from simctl.apps.config import saved_apps
 from simctl.backends import fault_plane, procs, prometheus
 from simctl.backends.health import HealthReport, probe, wait_healthy
+from simctl.backends.names import canonical
 from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import AddressInUse, InvalidInput, SimctlError, StackStartError
@@ -216,7 +217,8 @@ class LocalBackend(ProjectQueries):
             hint = f"; last log line: {tail}" if tail else ""
             others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise StackStartError(
-                f"{name} did not become healthy: {report.status} {report.reason}".rstrip()
+                f"{canonical(state.processes[name])} did not become healthy: "
+                f"{report.status} {report.reason}".rstrip()
                 + others
                 + hint
             )
@@ -298,7 +300,7 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         if not procs.signal_group(proc.pgid, signal.SIGSTOP):
-            raise InvalidInput(f"{name} is not running")
+            raise InvalidInput(f"{canonical(proc)} is not running")
         proc.paused = True
         state.save()
 
@@ -329,7 +331,7 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         if procs.alive(proc.pid, proc.started) and not proc.stopped:
-            raise InvalidInput(f"{name} is already running")
+            raise InvalidInput(f"{canonical(proc)} is already running")
         self._start(state, proc)
 
     def _start(self, state: ProjectState, proc: ProcessState) -> None:

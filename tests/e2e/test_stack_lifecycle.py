@@ -94,7 +94,7 @@ def test_up_curl_logs_status_down(env):
         assert " ok " in _row(sim(env, "status").stdout, "web.2")
         started_twice = sim(env, "start", "dyno-2")
         assert (started_twice.returncode, started_twice.stderr) == (
-            2, "error: dyno-2 is already running\n")
+            2, "error: web.2 is already running\n")
         for container_only in (("cpu", "router-1", "0.1"), ("disconnect", "router-1")):
             refused = sim(env, *container_only)
             assert refused.returncode == 2

@@ -43,3 +43,36 @@ def test_resolve_and_suggest() -> None:
     assert names.suggestion(STATE, "roter.2") == "; did you mean 'router.2'?"
     assert names.dyno(STATE, "dyno-1") == "web.1"
     assert names.dyno(STATE, "web.9") == "web.9"  # sync says whether it knows it
+
+
+def test_backend_errors_name_the_canonical_dyno(tmp_path, monkeypatch) -> None:
+    """`simctl start dyno-2` on a running dyno says web.2, the name sync and the logs use."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from simctl.backends import procs
+    from simctl.backends.local import LocalBackend
+    from simctl.errors import InvalidInput
+
+    monkeypatch.setenv("SIMCTL_STATE_DIR", str(tmp_path))
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                               start_new_session=True)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    ended.wait()
+    try:
+        state = ProjectState("names", "local", "fast", 0, "http://127.0.0.1:8474", True)
+        for name, dyno, child in (("dyno-2", "web.2", running), ("dyno-3", "web.3", ended)):
+            state.processes[name] = ProcessState(
+                name, child.pid, child.pid, procs.started_at(child.pid) if child is running
+                else 0.0, ["true"], "dyno", None, {"app": "web", "dyno": dyno})
+        state.save()
+        backend = LocalBackend("names")
+        with pytest.raises(InvalidInput, match=r"^web\.2 is already running$"):
+            backend.start("dyno-2")
+        with pytest.raises(InvalidInput, match=r"^web\.3 is not running$"):
+            backend.pause("dyno-3")
+    finally:
+        running.kill()
+        running.wait()
