@@ -181,8 +181,11 @@ def write_reports(folder: str | Path, journals: list[dict[str, Any]],
         drill, entries = timeline_from_journal(journal, runbook,
                                                sli_samples(monitor_url, journal))
         data = build(drill, entries, scenario, runbook)
-        if journal.get("control"):
-            data.notes.append(f"control run: {journal['control']}")
+        control = journal.get("control")
+        if isinstance(control, dict):
+            verdict = "failed as it must" if control.get("as_expected") else "did NOT fail"
+            data.notes.append(f"control run ({control.get('kind')}) without "
+                              f"{control.get('without')}: {verdict}")
         name = str(journal.get("scenario"))
         used[name] = used.get(name, 0) + 1
         stem = name if used[name] == 1 else f"{name}-{used[name]}"
