@@ -32,8 +32,21 @@ def _step_argv(runbook: Any, step_id: str) -> list[str]:
     return [str(a) for c in step.commands[:1] if c.argv for a in c.argv]
 
 
+def _fault(scenario: Any, detail: dict[str, Any], name: str) -> tuple[str, str, str]:
+    """(name, kind, target) of a journal's fault action, named as a drill names it."""
+    from simctl.drill.conductor import fault_name, fault_target
+
+    index = detail.get("index")
+    faults = list(getattr(scenario, "faults", []) or [])
+    if isinstance(index, int) and 0 <= index < len(faults):
+        fault = faults[index]
+        return fault_name(fault, index), fault.kind, fault_target(fault)
+    return name, "fault", ""
+
+
 def timeline_from_journal(journal: dict[str, Any], runbook: Any = None,
-                          sli: list[Entry] | None = None) -> tuple[dict[str, Any], list[Entry]]:
+                          sli: list[Entry] | None = None,
+                          scenario: Any = None) -> tuple[dict[str, Any], list[Entry]]:
     """(drill.json equivalent, entries oldest first) of one scenario's journal."""
     start = float(journal.get("start_unix") or 0.0)
     end = float(journal.get("end_unix") or start)
@@ -56,9 +69,10 @@ def timeline_from_journal(journal: dict[str, Any], runbook: Any = None,
         kind, at = action.get("kind"), float(action.get("start_unix") or t0)
         detail = action.get("detail") or {}
         if kind == "fault":
-            entries.append({"t": at, "kind": "fault_applied", "hidden": False,
-                            "name": action.get("name"), "fault_kind": "fault",
-                            "target": "", "description": action.get("output", "")})
+            name, fault_kind, target = _fault(scenario, detail, str(action.get("name")))
+            entries.append({"t": at, "kind": "fault_applied", "hidden": False, "name": name,
+                            "fault_kind": fault_kind, "target": target,
+                            "description": action.get("name")})
         elif kind == "undo":
             entries.append({"t": at, "kind": "fault_rolled_back", "hidden": False,
                             "name": detail.get("fault") or action.get("name"),
@@ -179,7 +193,7 @@ def write_reports(folder: str | Path, journals: list[dict[str, Any]],
             except (SimctlError, OSError, ValueError):
                 runbook = None
         drill, entries = timeline_from_journal(journal, runbook,
-                                               sli_samples(monitor_url, journal))
+                                               sli_samples(monitor_url, journal), scenario)
         data = build(drill, entries, scenario, runbook)
         control = journal.get("control")
         if isinstance(control, dict):

@@ -168,7 +168,7 @@ def test_a_verify_journal_becomes_a_timeline(slow_dyno):
                     "end_unix": start + 20}],
         "actions": [
             {"kind": "fault", "name": "toxic latency on web.1", "start_unix": start + 4,
-             "status": "ok", "output": "added", "detail": {}},
+             "status": "ok", "output": "added", "detail": {"index": 0}},
             {"kind": "step", "name": "take-dyno-out", "start_unix": start + 12,
              "status": "ok", "duration": 1.5, "detail": {}},
             {"kind": "undo", "name": "remove toxic", "start_unix": start + 28,
@@ -176,8 +176,11 @@ def test_a_verify_journal_becomes_a_timeline(slow_dyno):
         ],
         "alerts": [{"alert": "RouterRequestTimeouts", "fired_at": 8.0, "resolved_at": 22.0}],
     }
-    drill, entries = timeline_from_journal(journal, runbook)
+    drill, entries = timeline_from_journal(journal, runbook, scenario=scenario)
     assert drill["end_reason"] == "recovered"
+    fault = next(e for e in entries if e["kind"] == "fault_applied")
+    assert (fault["name"], fault["fault_kind"], fault["target"]) == ("fault-1", "toxic",
+                                                                     "web.1")
     kinds = [e["kind"] for e in entries]
     assert kinds[0] == "drill_started"
     assert kinds[-1] == "drill_ended"
