@@ -179,7 +179,8 @@ class DrillRun(_Run):
             if tick - began > max_duration:
                 self.reason = "timeout"
                 return
-            self._sleep(tick + self.options.interval - time.monotonic())
+            due = min(tick + self.options.interval, self._last_sli + self.sli_every)
+            self._sleep(due - time.monotonic())
 
     def _start_faults(self) -> None:
         self.scheduled = True
@@ -227,9 +228,11 @@ class DrillRun(_Run):
         return obs.now - self._holding_since >= self.hold
 
     def _sli(self, obs: Any) -> None:
-        if obs.now - self._last_sli < self.sli_every:
+        if obs.now < self._last_sli + self.sli_every:
             return
-        self._last_sli = obs.now
+        # a steady cadence: the next sample is due one interval after this one was
+        late = obs.now - (self._last_sli + self.sli_every)
+        self._last_sli = obs.now if late > self.sli_every / 2 else obs.now - late
         span = max(2.0, self.sli_every)
         recent = [o for o in obs.outcomes if o.t >= obs.now - span]
         ok = sum(1 for o in recent if o.ok)
