@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 
 import click
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from simctl.backends import names
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
 from simctl.cli.options import project_option
-from simctl.errors import InvalidInput
+from simctl.load.edges import edges_for, url_of
 from simctl.load.generator import HttpTraffic, LoadGenerator, LogTraffic
 from simctl.load.push import SliPusher
-from simctl.load.results import HttpStats, LoadSnapshot
+from simctl.load.results import HttpStats, LoadResult, LoadSnapshot
 
 console = Console()
 
@@ -73,8 +73,9 @@ def _ms(value: float | None) -> str:
               help="HTTP requests per second (open loop: sent on the clock).")
 @click.option("--duration", "-d", type=click.FloatRange(0.1, 86400), default=10.0,
               show_default=True, help="Seconds to run.")
-@click.option("--router", default="edge.1", show_default=True,
-              help="Which edge proxy to send to (edge.1, edge.2, edge-tls.1, ...).")
+@click.option("--router", "routers", multiple=True, default=("edge.1",), show_default=True,
+              help="Which edge proxy to send to (edge.1, edge-tls.1, or a router: router.2); "
+              "repeat it, or give a comma-separated list, to spread the rate over several.")
 @click.option("--host", default="web.localhost", show_default=True, help="Host header.")
 @click.option("--path", default="/", show_default=True)
 @click.option("--logs", "log_rate", callback=_rate, default=None,
@@ -84,32 +85,35 @@ def _ms(value: float | None) -> str:
               "per request.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @project_option
-def traffic(backend: LocalBackend, rate: float, duration: float, router: str, host: str,
-            path: str, log_rate: float | None, keepalive: bool, as_json: bool) -> None:
-    """Send open-loop HTTP traffic through a router and show success, latency, H-codes."""
+def traffic(backend: LocalBackend, rate: float, duration: float, routers: tuple[str, ...],
+            host: str, path: str, log_rate: float | None, keepalive: bool, as_json: bool) -> None:
+    """Send open-loop HTTP traffic through one or more routers and show success, latency,
+    H-codes (per router when there are several)."""
     state = backend.require_state()
     from simctl.faults.client import ToxiproxyClient
 
+    wanted = [n.strip() for item in routers for n in item.split(",") if n.strip()]
     proxies = ToxiproxyClient(state.toxiproxy_url).proxies()
-    found = names.resolve(state, router, backend.find("router"))
-    if found is not None and router not in proxies:  # router-1 / router.1: its plain edge
-        router = next((a for a in names.aliases(found, state)
-                       if a.startswith("edge.") and a in proxies), router)
-    if router not in proxies or not router.startswith("edge"):
-        edges = ", ".join(sorted(p for p in proxies if p.startswith("edge")))
-        raise InvalidInput(f"no edge proxy {router!r} (choose from {edges})")
-    scheme = "https" if "tls" in router else "http"
-    url = f"{scheme}://{proxies[router].listen}{path}"
+    chosen = edges_for(wanted, proxies, state, backend.find("router"))
     headers = {} if keepalive else {"Connection": "close"}
-    http = HttpTraffic(url=url, rate=rate, host=host, headers=headers, verify_tls=False)
-    logs = LogTraffic(url=backend.url_of("logplex"), rate=log_rate) if log_rate else None
-    generator = LoadGenerator(http, logs, duration=duration)
-    pusher = _sli_pusher(state, generator, router)
-    result = asyncio.run(_run(generator, live=not as_json, pusher=pusher))
+    generators: dict[str, LoadGenerator] = {}
+    for i, edge in enumerate(chosen):
+        http = HttpTraffic(url=url_of(edge, proxies, path), rate=rate / len(chosen), host=host,
+                           headers=headers, verify_tls=False)
+        logs = (LogTraffic(url=backend.url_of("logplex"), rate=log_rate)
+                if log_rate and i == 0 else None)
+        generators[edge] = LoadGenerator(http, logs, duration=duration)
+    pushers = [p for edge, gen in generators.items()
+               if (p := _sli_pusher(state, gen, edge)) is not None]
+    results = asyncio.run(_run(generators, live=not as_json, pushers=pushers))
     if as_json:
-        click.echo(json.dumps(result.summary.as_dict(), default=str))
+        if len(results) == 1:
+            click.echo(json.dumps(next(iter(results.values())).summary.as_dict(), default=str))
+        else:
+            click.echo(json.dumps({"routers": {e: r.summary.as_dict() for e, r in results.items()}},
+                                  default=str))
     else:
-        console.print(_table(result.summary))
+        console.print(_tables({e: r.summary for e, r in results.items()}))
 
 
 def _sli_pusher(state, generator: LoadGenerator, router: str) -> SliPusher | None:
@@ -121,25 +125,40 @@ def _sli_pusher(state, generator: LoadGenerator, router: str) -> SliPusher | Non
     return SliPusher(base_url(monitors[0]), instance, generator.snapshot)
 
 
-async def _run(generator: LoadGenerator, live: bool, pusher: SliPusher | None = None):
-    await generator.start()
-    if pusher is not None:
+def _tables(snaps: dict[str, LoadSnapshot]) -> Group:
+    if len(snaps) == 1:
+        return _table(next(iter(snaps.values())))
+    return Group(*(Group(f"[bold]{edge}[/bold]", _table(snap)) for edge, snap in snaps.items()))
+
+
+async def _run(generators: dict[str, LoadGenerator], live: bool,
+               pushers: Sequence[SliPusher] = ()) -> dict[str, LoadResult]:
+    for gen in generators.values():
+        await gen.start()
+    for pusher in pushers:
         await pusher.start()
     try:
-        return await _watch(generator, live)
+        return await _watch(generators, live)
     finally:
-        if pusher is not None:
+        for pusher in pushers:
             await pusher.stop()
 
 
-async def _watch(generator: LoadGenerator, live: bool):
+async def _watch(generators: dict[str, LoadGenerator], live: bool) -> dict[str, LoadResult]:
+    async def every() -> dict[str, LoadResult]:
+        done = await asyncio.gather(*(g.wait() for g in generators.values()))
+        return dict(zip(generators, done, strict=True))
+
     if not live:
-        return await generator.wait()
-    with Live(_table(generator.snapshot()), console=console, refresh_per_second=4,
-              transient=True) as view:
-        task = asyncio.ensure_future(generator.wait())
+        return await every()
+
+    def snaps() -> Group:
+        return _tables({e: g.snapshot() for e, g in generators.items()})
+
+    with Live(snaps(), console=console, refresh_per_second=4, transient=True) as view:
+        task = asyncio.ensure_future(every())
         while not task.done():
-            view.update(_table(generator.snapshot()))
+            view.update(snaps())
             await asyncio.sleep(0.25)
         return task.result()
 

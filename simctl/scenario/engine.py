@@ -48,6 +48,7 @@ import psutil
 
 from simctl.errors import InvalidInput, SimctlError
 from simctl.faults.client import ToxiproxyClient
+from simctl.load.edges import edges_for, url_of
 from simctl.runbook.parser import parse_runbook
 from simctl.runbook.steps import StepResult, argv_for, find_step, run_step
 from simctl.scenario import alert_watch, catalog, interrupts, symptom_timing
@@ -345,8 +346,11 @@ class _Run:
             residue = [f"cannot check the fault plane: {exc}"]
         problems += [f"residue: {item}" for item in residue]
         proxies = self.client.proxies() if not residue else {}
-        if not residue and self.scenario.load.router not in proxies:
-            problems.append(f"no proxy {self.scenario.load.router} for the load")
+        if not residue:
+            try:
+                edges_for(self.scenario.load.targets, proxies, state)
+            except InvalidInput as exc:
+                problems.append(f"the load: {exc}")
         if problems:
             self.log.finish(event, FAILED, "\n".join(problems))
             raise _Stop(ERROR_RUN, "preflight: " + "; ".join(problems))
@@ -359,9 +363,9 @@ class _Run:
         assert self.client is not None
         load = self.scenario.load
         proxies = self.client.proxies()
-        host, port = proxies[load.router].listen.rsplit(":", 1)
-        host = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host
-        scheme = "https" if load.router.startswith("edge-tls") else "http"
+        edges = edges_for(load.targets, proxies, self.backend.state())
+        urls = [url_of(edge, proxies, load.path) for edge in edges]
+        targets = tuple(zip(load.targets, urls, strict=True)) if load.routers else ()
         logs_url = None
         if load.logs > 0:
             if "dyno-logs" in proxies:
@@ -371,8 +375,8 @@ class _Run:
             else:
                 logs_url = f"{self.backend.url_of('logplex')}/logs"
         run_id = f"{self.scenario.id[:40]}-s{self.seed}"
-        return LoadSpec(f"{scheme}://{host}:{port}{load.path}", load.host, load.http, logs_url,
-                        load.logs, run_id, keepalive=load.keepalive)
+        return LoadSpec(urls[0], load.host, load.http, logs_url, load.logs, run_id,
+                        keepalive=load.keepalive, targets=targets)
 
     def _start_load(self) -> None:
         spec = self._load_spec()

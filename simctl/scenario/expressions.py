@@ -36,7 +36,8 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 
 HTTP_QUANTITIES = ("success_ratio", "error_ratio", "p50_ms", "p90_ms", "p99_ms", "max_ms",
                    "mean_ms", "count", "rate")
-HTTP_LABELS = {"count": ("code", "status")}
+# ``router``: only the requests sent through that router (a load over several, docs/scenarios.md)
+HTTP_LABELS = {q: ("router",) for q in HTTP_QUANTITIES} | {"count": ("code", "status", "router")}
 LOGS_QUANTITIES = ("delivery_ratio",)
 LOGS_LABELS = {"delivery_ratio": ("drain",)}
 ROUTER_QUANTITIES = ("version_lag",)

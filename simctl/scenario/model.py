@@ -132,7 +132,10 @@ class Load(Model):
     logs: Rate = Field(0.0, description="log lines per second posted to logplex")
     host: Name = Field("web.localhost", description="Host header: picks the app")
     path: Name = "/"
-    router: Name = Field("edge.1", description="the edge proxy the requests go through")
+    router: Name = Field("edge.1", description="the edge proxy (or router) the requests go "
+                         "through")
+    routers: list[Name] = Field([], description="several edge proxies or routers: the rate is "
+                                "spread evenly over them (instead of 'router')")
     keepalive: bool = Field(
         True,
         description="reuse client connections; false opens a new one (on HTTPS a full TLS "
@@ -145,6 +148,19 @@ class Load(Model):
         if not value.startswith("/") or any(c.isspace() for c in value):
             raise PydanticCustomError("path", "path must start with '/' and have no spaces")
         return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Load:
+        if self.routers and "router" in self.model_fields_set:
+            raise PydanticCustomError("routers", "give 'router' or 'routers', not both")
+        if len(set(self.routers)) != len(self.routers):
+            raise PydanticCustomError("routers", "a router is named twice in 'routers'")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        """Where the requests go, as written: the rate is split evenly over them."""
+        return list(self.routers) or [self.router]
 
 
 # --- actions ------------------------------------------------------------------------------

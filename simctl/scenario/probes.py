@@ -178,8 +178,10 @@ def _compare(probe: Probe, test: Any, value: float | None, note: str) -> Reading
 def http_value(probe: HttpProbe, outcomes: Iterable[Outcome], window: Window
                ) -> tuple[float | None, str]:
     q = probe.quantity
+    labels = probe.label_map
+    if "router" in labels:  # one of the load's routers (docs/scenarios.md, "Load")
+        outcomes = [o for o in outcomes if o.router == labels["router"]]
     if q == "count":
-        labels = probe.label_map
         status = labels.get("status")
         code = labels.get("code")
         count = 0

@@ -109,6 +109,7 @@ class Context:
     runbooks: Path | None = None
     root: Path | None = None
     findings: list[Finding] = field(default_factory=list)
+    load_targets: tuple[str, ...] = ("edge.1",)  # the load's router(s), as written
 
     def add(self, path: tuple[Any, ...], message: str, *, offset: int | None = None,
             at_key: bool = False) -> None:
@@ -145,10 +146,18 @@ def _mapping(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 def _check_load(data: dict[str, Any], ctx: Context) -> None:
     assert ctx.stack is not None
-    router = _mapping(data, "load").get("router")
+    load = _mapping(data, "load")
     edges = [p for p in ctx.stack.proxies if p.startswith("edge")]
-    if isinstance(router, str) and router not in edges:
-        ctx.add(("load", "router"), f"unknown edge proxy '{router}'{did_you_mean(router, edges)}")
+    # a router's name stands for its plain edge (simctl.load.edges): router-1 or router.1
+    known = edges + [n for r in ctx.stack.routers for n in (r, r.replace("-", ".", 1))]
+    routers = load.get("routers")
+    named = [(("load", "router"), load.get("router"))]
+    if isinstance(routers, list):
+        named = [(("load", "routers", i), r) for i, r in enumerate(routers)]
+    ctx.load_targets = tuple(r for _, r in named if isinstance(r, str)) or ("edge.1",)
+    for path, router in named:
+        if isinstance(router, str) and router not in known:
+            ctx.add(path, f"unknown edge proxy or router '{router}'{did_you_mean(router, known)}")
 
 
 def _dyno_names(data: dict[str, Any], stack: StackInfo) -> dict[str, set[str]]:
@@ -379,6 +388,12 @@ def _check_probe(path: tuple[Any, ...], text: str, ctx: Context) -> None:
             what = "service, role or dyno" if ref.kind == "target" else "log source"
             ctx.add(path, f"unknown {what} '{ref.name}'{did_you_mean(ref.name, choices)}",
                     offset=ref.column - 1)
+    if isinstance(probe, expressions.HttpProbe):
+        router = probe.label_map.get("router")
+        if router is not None and router not in ctx.load_targets:
+            ctx.add(path, f"router '{router}' is not one of the load's "
+                    f"({', '.join(ctx.load_targets)}){did_you_mean(router, ctx.load_targets)}",
+                    offset=text.find(f'"{router}"') + 1)
     if isinstance(probe, expressions.LogsProbe):
         drain = probe.label_map.get("drain")
         if drain is not None and drain not in ctx.stack.drains:

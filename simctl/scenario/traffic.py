@@ -40,6 +40,7 @@ class Outcome:
     status: int | None = None
     code: str | None = None  # X-Router-Code
     latency_ms: float | None = None  # from the scheduled send time
+    router: str | None = None  # which of the load's routers it went through, as written
 
     @property
     def ok(self) -> bool:
@@ -76,23 +77,24 @@ class HttpTap:
         with self._lock:
             return [o for o in self._recent if o.t >= start]
 
-    def attach(self, recorder: Any) -> None:
-        """Hook a ``simctl.load.results.Recorder``: every outcome it records also lands here."""
+    def attach(self, recorder: Any, router: str | None = None) -> None:
+        """Hook a ``simctl.load.results.Recorder``: every outcome it records also lands here,
+        tagged with ``router``."""
         response, failure, unsent = recorder.response, recorder.failure, recorder.unsent
         clock = self.clock
 
         def on_response(status: int, code: str | None, nbytes: int, latency: float,
                         service: float) -> None:
             response(status, code, nbytes, latency, service)
-            self.add(Outcome(clock(), RESPONSE, status, code, latency * 1000.0))
+            self.add(Outcome(clock(), RESPONSE, status, code, latency * 1000.0, router))
 
         def on_failure(kind: str) -> None:
             failure(kind)
-            self.add(Outcome(clock(), TIMEOUT if kind == "timeout" else ERROR))
+            self.add(Outcome(clock(), TIMEOUT if kind == "timeout" else ERROR, router=router))
 
         def on_unsent() -> None:
             unsent()
-            self.add(Outcome(clock(), UNSENT))
+            self.add(Outcome(clock(), UNSENT, router=router))
 
         recorder.response = on_response
         recorder.failure = on_failure
@@ -144,6 +146,12 @@ class LoadSpec:
     run_id: str
     verify_tls: bool = False
     keepalive: bool = True  # False: every request on a new connection (Connection: close)
+    # several routers: (name as written, url); the rate is split evenly. Empty: just ``url``.
+    targets: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def routes(self) -> tuple[tuple[str | None, str], ...]:
+        return self.targets or ((None, self.url),)
 
 
 @dataclass
@@ -156,45 +164,51 @@ class LoadRunner:
     generations: list[LogGeneration] = field(default_factory=list)
     http_rate: float = 0.0
     logs_rate: float = 0.0
-    _http: LoadGenerator | None = None
+    _http: list[LoadGenerator] = field(default_factory=list)  # one per route
     _logs: LoadGenerator | None = None
     _retiring: list[Any] = field(default_factory=list)
     _count: int = 0
     started: float | None = None
     push_url: str | None = None  # the stack's monitor: the run pushes its SLIs there
-    _pusher: SliPusher | None = None
+    _pushers: list[SliPusher] = field(default_factory=list)
 
     def start(self) -> None:
         self.set_rates(self.spec.http_rate, self.spec.logs_rate)
         self.started = time.monotonic()
         if self.push_url:
-            self._pusher = SliPusher(self.push_url, self.spec.run_id, self._snapshot)
-            self.loop.run(self._pusher.start(), timeout=30)
+            routes = self.spec.routes
+            for i, (name, _) in enumerate(routes):
+                instance = self.spec.run_id if len(routes) == 1 else f"{self.spec.run_id}@{name}"
+                pusher = SliPusher(self.push_url, instance, lambda i=i: self._snapshot(i))
+                self.loop.run(pusher.start(), timeout=30)
+                self._pushers.append(pusher)
 
-    def _snapshot(self) -> LoadSnapshot | None:
+    def _snapshot(self, route: int = 0) -> LoadSnapshot | None:
         """The current HTTP generator's counters (a rate change starts them again, which
         the monitor's rate() reads as a counter reset)."""
-        return self._http.snapshot() if self._http is not None else None
+        return self._http[route].snapshot() if len(self._http) > route else None
 
     def set_rates(self, http: float | None = None, logs: float | None = None) -> None:
         self.loop.run(self._set(http, logs), timeout=30)
 
     async def _set(self, http: float | None, logs: float | None) -> None:
         if http is not None and http != self.http_rate:
-            old, self._http = self._http, None
-            self._retire(old, grace=RETIRE_GRACE)
+            old, self._http = self._http, []
+            for gen in old:
+                self._retire(gen, grace=RETIRE_GRACE)
             self.http_rate = http
-            if http > 0:
+            routes = self.spec.routes
+            for name, url in routes if http > 0 else ():
                 headers = {} if self.spec.keepalive else {"Connection": "close"}
-                traffic = HttpTraffic(self.spec.url, rate=http, host=self.spec.host,
+                traffic = HttpTraffic(url, rate=http / len(routes), host=self.spec.host,
                                       headers=headers, verify_tls=self.spec.verify_tls,
                                       timeout=120.0)
                 # A replaced generator lets its requests in flight finish (RETIRE_GRACE),
                 # so a rate change during an incident does not hide slow requests.
                 gen = LoadGenerator(traffic, grace=RETIRE_GRACE)
-                self.tap.attach(gen.recorder)
+                self.tap.attach(gen.recorder, name)
                 await gen.start()
-                self._http = gen
+                self._http.append(gen)
         if logs is not None and logs != self.logs_rate:
             old, self._logs = self._logs, None
             if old is not None and self.generations:
@@ -220,13 +234,13 @@ class LoadRunner:
         self.loop.run(self._stop(), timeout=30)
 
     async def _stop(self) -> None:
-        if self._pusher is not None:
-            await self._pusher.stop()
-            self._pusher = None
-        for gen in (self._http, self._logs):
+        for pusher in self._pushers:
+            await pusher.stop()
+        self._pushers = []
+        for gen in [*self._http, self._logs]:
             if gen is not None:
                 self._retiring.append(asyncio.ensure_future(gen.stop(grace=0.0)))
-        self._http = self._logs = None
+        self._http, self._logs = [], None
         self.http_rate = self.logs_rate = 0.0
         pending, self._retiring = self._retiring, []
         if pending:  # replaced generators finish within their grace
@@ -237,7 +251,7 @@ class LoadRunner:
 
     @property
     def running(self) -> bool:
-        return self._http is not None or self._logs is not None
+        return bool(self._http) or self._logs is not None
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -74,3 +74,37 @@ def test_keepalive_false_opens_a_connection_per_request(keepalive: bool) -> None
         assert runner.summary()["http"]["ok"] == server.requests
     finally:
         loop.close()
+
+
+def test_load_over_two_routers_splits_the_rate_and_tags_each_outcome() -> None:
+    """`load.routers`: the rate is spread evenly; `http.* {router="..."}` sees only its own."""
+    from simctl.scenario.expressions import parse
+    from simctl.scenario.probes import Window, http_value
+
+    loop = BackgroundLoop("test-load-two")
+    first, second = CountingServer(loop), CountingServer(loop)
+    try:
+        urls = [loop.run(first.start()), loop.run(second.start())]
+        targets = (("router.1", urls[0]), ("router.2", urls[1]))
+        spec = LoadSpec(urls[0], "web.localhost", 40.0, None, 0.0, "unit", targets=targets,
+                        keepalive=False)  # a closed listener then refuses every request
+        runner = LoadRunner(loop, spec)
+        runner.start()
+        time.sleep(1.5)
+        loop.run(second.stop())  # router.2's edge goes away: only its SLI drops
+        time.sleep(1.5)
+        now = time.monotonic()
+        runner.stop()
+        loop.run(first.stop())
+        assert 40 <= first.requests <= 80
+        assert 15 <= second.requests <= 45
+        window = Window.at(now, now - 1.2, width=1.2)
+        outcomes = runner.tap.since(0)
+        assert {o.router for o in outcomes} == {"router.1", "router.2"}
+        ok1, _ = http_value(parse('http.success_ratio{router="router.1"} > 0.9'), outcomes, window)
+        ok2, _ = http_value(parse('http.success_ratio{router="router.2"} > 0.9'), outcomes, window)
+        assert ok1 == 1.0
+        assert ok2 is not None
+        assert ok2 < 0.5
+    finally:
+        loop.close()

@@ -108,7 +108,7 @@ def test_health() -> None:
     ('http.count{code="H12" status="503"} > 0', 23, "expected ',' or '}' in the labels"),
     ('http.count{code="H12", code="H13"} > 0', 24, "label 'code' given twice"),
     ('http.count{code=H12} > 0', 17, "expected a label value in double quotes"),
-    ('http.rate{code="H12"} > 0', 11, "http.rate takes no labels"),
+    ('http.rate{code="H12"} > 0', 11, "unknown label 'code' for http.rate (labels: router)"),
     ('log "unterminated', 5, "unterminated string"),
     ("log /a(b/", 7, "invalid regular expression: missing ), unterminated subpattern"),
     ("log /open", 5, "unterminated regular expression"),

@@ -93,7 +93,7 @@ EXPECTED = {
         "{f}:5:13: difficulty: expected at most 5, got 7",
         "{f}:6:14: load.http: invalid rate 'fast': expected a number per second or minute, "
         "e.g. '50/s' or '600/m'",
-        "{f}:6:28: load.router: unknown edge proxy 'edge.3'; did you mean 'edge.2'?",
+        "{f}:6:28: load.router: unknown edge proxy or router 'edge.3'; did you mean 'edge.2'?",
         "{f}:8:10: steady_state[0]: unknown http measure 'sucess_ratio'; did you mean "
         "'success_ratio'? (one of: success_ratio, error_ratio, p50_ms, p90_ms, p99_ms, max_ms, "
         "mean_ms, count, rate)",
@@ -382,3 +382,24 @@ symptoms:
     assert "symptoms[1].throughout: throughout 12s cannot end by within 10s" in messages
     assert "symptoms[2]: give 'throughout' or 'while', not both" in messages
     assert "symptoms[2].while: no fault named 'nothing'" in " ".join(messages)
+
+
+def test_a_load_over_several_routers_and_their_slis() -> None:
+    """`load.routers` takes edges or routers of the stack; `{router=...}` must name one."""
+    path = Path("scenarios/valid/every-action.yaml")
+    base = (FIXTURES / path).read_text()
+    text = base.replace("  router: edge.2\n", "  routers: [router.1, edge.2]\n").replace(
+        "  - http.rate > 5\n",
+        '  - http.rate{router="router.1"} > 2\n  - http.success_ratio{router="edge.2"} > 0.9\n')
+    result = lint_text(text, path, runbooks=Path("runbooks"))
+    assert result.ok, [str(i) for i in result.issues]
+    assert result.scenario is not None
+    assert result.scenario.load.targets == ["router.1", "edge.2"]
+    bad = text.replace("routers: [router.1, edge.2]", "routers: [router.1, ruoter.2]").replace(
+        'http.rate{router="router.1"}', 'http.rate{router="router.3"}')
+    messages = [i.message for i in lint_text(bad, path, runbooks=Path("runbooks")).issues]
+    assert "unknown edge proxy or router 'ruoter.2'; did you mean 'router.2'?" in messages
+    assert any("router 'router.3' is not one of the load's" in m for m in messages)
+    both = base.replace("  router: edge.2\n", "  router: edge.2\n  routers: [edge.1]\n")
+    messages = [i.message for i in lint_text(both, path, runbooks=Path("runbooks")).issues]
+    assert any("give 'router' or 'routers', not both" in m for m in messages)
