@@ -68,7 +68,8 @@ def figure(entries: list[Entry], origin: float) -> go.Figure:
     fig = make_subplots(rows=5, cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         row_heights=[0.24, 0.22, 0.22, 0.16, 0.16],
                         subplot_titles=("Success ratio (%)", "Latency (ms)",
-                                        "H-codes per sample", "Drain drops", "Events"))
+                                        "H-codes per second", "Drain drops per second",
+                                        "Events"))
     xs = [_x(e, origin) for e in samples]
 
     def values(key: str, scale: float = 1.0) -> list[float | None]:
@@ -88,9 +89,12 @@ def figure(entries: list[Entry], origin: float) -> go.Figure:
                              line={"color": "#ff7f0e"}), row=2, col=1)
     codes = sorted({c for e in samples for c in (e.get("hcodes") or {})})
     for code in codes:
-        fig.add_trace(go.Scatter(x=xs, y=[(e.get("hcodes") or {}).get(code, 0) for e in samples],
-                                 name=code, mode="lines"), row=3, col=1)
-    fig.add_trace(go.Scatter(x=xs, y=values("drain_dropped"), name="drain drops",
+        rates = [round((e.get("hcodes") or {}).get(code, 0) / float(e.get("window_s") or 1), 2)
+                 for e in samples]  # a sample counts over its window: per second
+        fig.add_trace(go.Scatter(x=xs, y=rates, name=code, mode="lines"), row=3, col=1)
+    drops = [None if v is None else round(v / float(e.get("window_s") or 1), 2)
+             for v, e in zip(values("drain_dropped"), samples, strict=True)]
+    fig.add_trace(go.Scatter(x=xs, y=drops, name="drain drops",
                              line={"color": "#8c564b"}), row=4, col=1)
     for kind, (label, colour) in MARKS.items():
         marked = [e for e in entries if _mark_kind(e) == kind and "t" in e]
