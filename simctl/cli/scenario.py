@@ -43,6 +43,18 @@ def _fail(results: list[LintResult]) -> None:
     sys.exit(EXIT_INVALID)
 
 
+def _lint_courses(paths: list[Path]) -> None:
+    from simctl.train.course import lint_course
+
+    problems = [(p, problem) for p in paths for problem in lint_course(p)]
+    for path, problem in problems:
+        click.echo(f"{catalog.display(path)}:{problem.line}:{problem.column}: "
+                   f"{problem.message}")
+    if problems:
+        click.echo(f"{len(problems)} error(s) in the course file", err=True)
+        sys.exit(EXIT_INVALID)
+
+
 @click.group()
 def scenario() -> None:
     """Scenario files: list, show, lint, and the JSON Schema for editors."""
@@ -90,9 +102,15 @@ def lint(scenarios: tuple[str, ...]) -> None:
     Exits 2 when any file is invalid, 1 when the files are valid but a warning holds
     (a symptom that already holds in steady state).
     """
-    paths = _paths(scenarios)
+    courses = [Path(s) for s in scenarios if Path(s).name == catalog.COURSE_FILE]
+    paths = _paths(tuple(s for s in scenarios if Path(s).name != catalog.COURSE_FILE)) \
+        if len(courses) < len(scenarios) or not scenarios else []
+    if not scenarios:
+        courses = [p for p in [catalog.scenarios_dir() / catalog.COURSE_FILE] if p.is_file()]
+    _lint_courses(courses)  # the training course (docs/training.md): exit 2 on a problem
     if not paths:
-        click.echo(f"no scenarios in {catalog.display(catalog.scenarios_dir())}")
+        if not courses:
+            click.echo(f"no scenarios in {catalog.display(catalog.scenarios_dir())}")
         return
     results = [_lint(p) for p in paths]
     if any(r.issues for r in results):
