@@ -10,6 +10,7 @@ import json
 import random
 import re
 import secrets
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from simctl.cli.options import backend_for, default_project
 from simctl.drill import state as drill_state
 from simctl.drill.timeline import Timeline, read_timeline, responder_view
 from simctl.errors import InvalidInput, SimctlError
+from simctl.scenario import interrupts
 
 HINT_PENALTY_S = 60.0  # what each hint costs in the score (docs/drills.md)
 START_WAIT = 120.0  # preflight, warm-up and steady state must be done by then
@@ -256,14 +258,17 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
     except psutil.Error:
         pass
     d.save()
-    deadline = time.monotonic() + START_WAIT
-    while True:
-        current = drill_state.load(d.folder)
-        if not current.running or current.phase in ("waiting", "faulted"):
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    try:
+        with interrupts.signals_as_exceptions():
+            _wait_armed(d, proc)
+    except KeyboardInterrupt as exc:  # the token was never shown: the drill cannot go on
+        interrupts.hold()
+        with interrupts.deferred():
+            _request(d, "abort", who="drill start", reveal=False)
+            _wait_end(d)
+        click.secho(f"error: drill {d.id} aborted: interrupted before it started", fg="red",
+                    err=True)
+        sys.exit(interrupts.exit_code_for(exc))
     current = drill_state.load(d.folder)
     if current.running and not current.conductor_alive():
         from simctl.drill.conductor import recover_lost
@@ -290,6 +295,18 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
         lines.insert(1, "scenario and schedule hidden from responders"
                      + (", fault plane concealed" if conceal else ""))
     _emit(data, as_json, lines)
+
+
+def _wait_armed(d: drill_state.Drill, proc: Any) -> None:
+    """Until the conductor has seen the steady state (or ended, or died)."""
+    deadline = time.monotonic() + START_WAIT
+    while True:
+        current = drill_state.load(d.folder)
+        if not current.running or current.phase in ("waiting", "faulted"):
+            return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 # -- responders ----------------------------------------------------------------------------
