@@ -249,15 +249,7 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
         guided=guided)
     recorder.write_steps(d, catalog.runbook_path(chosen.runbook))
     drill_state.set_active(project, d.id)
-    proc = conductor.spawn(d)
-    import psutil
-
-    d.conductor_pid = proc.pid
-    try:
-        d.conductor_started = psutil.Process(proc.pid).create_time()
-    except psutil.Error:
-        pass
-    d.save()
+    proc = conductor.spawn(d)  # it records its own pid in drill.json (one writer at a time)
     try:
         with interrupts.signals_as_exceptions():
             _wait_armed(d, proc)

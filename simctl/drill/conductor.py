@@ -448,7 +448,7 @@ def main(argv: list[str]) -> int:
         backend = type(backend)(project, timing=state.timing, port_offset=state.port_offset)
     import psutil
 
-    drill.conductor_pid = os.getpid()  # also written by `drill start`: the same values
+    drill.conductor_pid = os.getpid()  # saved with the first phase, before any fault
     drill.conductor_started = psutil.Process().create_time()
     run = DrillRun(drill, backend)
     run.conduct()
