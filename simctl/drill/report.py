@@ -148,6 +148,13 @@ def describe(entry: Entry) -> str:
         return f"probe {entry.get('probe')}: {'holds' if entry.get('ok') else 'does not hold'}"
     if kind == "recovery_holding":
         return "recovery holding"
+    if kind == "answer":  # a training lesson's question (docs/training.md)
+        verdict = "right" if entry.get("correct") else "wrong"
+        return f"{entry.get('who')} answered {entry.get('question')!r}: " \
+               f"{entry.get('text')} ({verdict})"
+    if kind == "objective":
+        return f"objective {int(entry.get('index') or 0) + 1} met: {entry.get('text')} " \
+               f"({entry.get('met_by')})"
     if kind == "reveal":
         return f"faults revealed by {entry.get('who')}"
     if kind == "residue_check":

@@ -61,7 +61,20 @@ def drill_view(drill: drill_state.Drill, facilitator: bool) -> dict[str, Any]:
         scenario, runbook = find_scenario(drill.scenario)
         data["scenario"] = drill.scenario
         data["score"] = score_drill(entries, scenario, runbook).as_dict()
+        if drill.options.get("guided") and scenario is not None:
+            data["objectives"] = guided_objectives(scenario, entries)
     return data
+
+
+def guided_objectives(scenario: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A guided drill's (a lesson's) objectives, each ticked as the timeline shows it met
+    (docs/training.md)."""
+    from simctl.train.objectives import evaluate
+
+    ticks = evaluate(scenario, entries)
+    return [{"text": o.text, "check": o.check, "met": i in ticks,
+             "met_by": ticks[i].met_by if i in ticks else None}
+            for i, o in enumerate(scenario.objectives)]
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

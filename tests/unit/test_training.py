@@ -195,3 +195,22 @@ def test_commands_without_a_lesson_say_so() -> None:
     result = CliRunner().invoke(main, ["train", "start", "slow-dino"])
     assert result.exit_code == 2
     assert "did you mean 'slow-dyno'" in result.output
+
+
+def test_the_drill_page_ticks_a_lessons_objectives(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from simctl.drill import state as drill_state
+    from simctl.views.drill_page import drill_view
+
+    monkeypatch.setenv("SIMCTL_STATE_DIR", str(tmp_path / "state"))
+    drill = drill_state.Drill(id="d-20261204-000000-ab12", project="p", scenario="slow-dyno",
+                              options={"guided": True}, token_sha256="0" * 64,
+                              started_at=1000.0)
+    drill.save()
+    Timeline(drill.timeline_path).append(
+        "command", t=1001.0, who="ana", argv=["logs", "--dyno", "router", "-n", "300"],
+        exit_code=0, matched_step="router-lines", runbook="slow-dyno")
+    shown = drill_view(drill, facilitator=False)["objectives"]
+    assert [o["met"] for o in shown] == [True, False, False, False]
+    drill.options["guided"] = False
+    assert "objectives" not in drill_view(drill, facilitator=False)

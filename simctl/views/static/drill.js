@@ -46,6 +46,7 @@ function render(data) {
   const names = [...firing].filter(([, s]) => s === "firing").map(([n]) => n);
   summary.appendChild(stat("alerts firing", names.join(", ") || "none", names.length > 0));
   if (data.score) summary.appendChild(stat("score so far", data.score.overall + " / 100"));
+  renderObjectives(data.objectives);
   const origin = data.entries.length ? data.entries[0].t : 0;
   const body = $("timeline").querySelector("tbody");
   body.replaceChildren();
@@ -57,6 +58,20 @@ function render(data) {
     cell(row, e.kind);
     cell(row, e.text);
     body.appendChild(row);
+  }
+}
+
+// A guided drill (a `simctl train` lesson): its objectives, ticked as they are met.
+function renderObjectives(objectives) {
+  $("objectives-card").hidden = !objectives;
+  const list = $("objectives");
+  list.replaceChildren();
+  for (const o of objectives || []) {
+    const li = document.createElement("li");
+    li.className = o.met ? "met" : "";
+    li.textContent = (o.met ? "[x] " : o.check ? "[ ] " : " -  ") + o.text
+      + (o.met_by ? "  (" + o.met_by + ")" : "");
+    list.appendChild(li);
   }
 }
 
