@@ -395,11 +395,13 @@ def hint(as_json: bool, who: str | None, drill_id: str | None, project: str) -> 
     """Reveal the scenario's next hint (each costs a penalty in the score)."""
     d = _running(project, drill_id)
     hints = list(_scenario(d).hints)
-    used = sum(1 for e in read_timeline(d.timeline_path) if e.get("kind") == "hint")
-    if used >= len(hints):
-        raise SimctlError(f"drill {d.id}: no hints left ({len(hints)} used)")
     name = drill_state.responder(who)
-    _book(d).append("hint", who=name, index=used, text=hints[used], penalty_s=HINT_PENALTY_S)
+    with drill_state.locked(d):  # two responders asking at once get two different hints
+        used = sum(1 for e in read_timeline(d.timeline_path) if e.get("kind") == "hint")
+        if used >= len(hints):
+            raise SimctlError(f"drill {d.id}: no hints left ({len(hints)} used)")
+        _book(d).append("hint", who=name, index=used, text=hints[used],
+                        penalty_s=HINT_PENALTY_S)
     data = {"index": used, "text": hints[used], "penalty_s": HINT_PENALTY_S,
             "hints_left": len(hints) - used - 1}
     _emit(data, as_json, [f"hint {used + 1}/{len(hints)} (+{HINT_PENALTY_S:g}s): "

@@ -394,14 +394,10 @@ def recover_lost(drill: drill_state.Drill) -> bool:
     """The conductor of a running drill is gone (killed -9): heal the stack back to its
     baseline, check for residue, and mark the drill ``conductor_lost``. Returns whether
     this call did it (another process may have, meanwhile)."""
-    import fcntl
-
     from simctl.cli.options import backend_for
     from simctl.scenario.reset import client_for, find_residue, reset_stack
 
-    lock_fd = open_private(drill.folder / "lock", os.O_WRONLY)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    with drill_state.locked(drill):
         fresh = drill_state.load(drill.folder)
         if not fresh.running or fresh.conductor_alive():
             return False
@@ -433,8 +429,6 @@ def recover_lost(drill: drill_state.Drill) -> bool:
         fresh.save()
         drill_state.clear_active(fresh.project, fresh.id)
         return True
-    finally:
-        os.close(lock_fd)
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ command can find it with one small read (the command recorder must stay cheap).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,3 +194,18 @@ def set_active(project: str, drill_id: str) -> None:
 def clear_active(project: str, drill_id: str) -> None:
     if active_id(project) == drill_id:
         (drills_root(project) / ACTIVE).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(drill: Drill) -> Iterator[None]:
+    """An exclusive lock on the drill folder (fcntl, released when the process dies)."""
+    import fcntl
+
+    from simctl.backends.state import open_private
+
+    fd = open_private(drill.folder / "lock", os.O_WRONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

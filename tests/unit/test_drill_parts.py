@@ -147,3 +147,22 @@ def test_facilitator_commands_and_concealed_inspection_need_the_token(
     revealed = runner.invoke(main, ["drill", "reveal", "--json"])
     assert revealed.exit_code == 0, revealed.output
     assert json.loads(revealed.output)["scenario"] == "slow-dyno"
+
+
+def test_hints_come_in_order_with_a_penalty_then_run_out(state_dir: Path) -> None:
+    d = _drill(hidden=False)
+    runner = CliRunner()
+    hints = list(load_scenario(catalog.resolve_scenario("slow-dyno")).hints)
+    for index, text in enumerate(hints):
+        done = runner.invoke(main, ["drill", "hint", "--json", "--as", f"r{index}"])
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.output)["text"] == text
+    over = runner.invoke(main, ["drill", "hint"])
+    assert over.exit_code == 1
+    assert over.output.startswith("error: ")
+    entries = [e for e in read_timeline(d.timeline_path) if e["kind"] == "hint"]
+    assert [(e["index"], e["who"]) for e in entries] == [(i, f"r{i}") for i in range(len(hints))]
+    assert all(e["penalty_s"] > 0 for e in entries)
+    status = json.loads(runner.invoke(main, ["drill", "status", "--json"]).output)
+    assert status["hints_left"] == 0
+    assert status["scenario"] == "slow-dyno"
