@@ -57,7 +57,7 @@ def _option(command: list[str], flag: str, default: str = "") -> str:
 
 
 def dyno_service(app: AppSpec, index: int, block: PortBlock, offset: int, timing: str,
-                 logplex: str) -> ServiceSpec:
+                 logplex: str, sync_url: str = "") -> ServiceSpec:
     admin = block.admin + index + offset
     command = ["python", "-m", "simctl.platform", "procfile-dyno", "--host", "127.0.0.1",
                "--admin-port", str(admin), "--port", str(block.port + index + offset),
@@ -67,6 +67,8 @@ def dyno_service(app: AppSpec, index: int, block: PortBlock, offset: int, timing
         command += ["--env", f"{key}={value}"]
     if app.shell:
         command.append("--shell")
+    if sync_url:  # a crash marks the dyno crashed there (the router's H10)
+        command += ["--sync-url", sync_url]
     labels = {"app": app.name, "dyno": f"{app.name}.{index}", "procfile": app.procfile,
               **block.labels()}
     return ServiceSpec(f"{block.service_prefix}-{index}", command, {}, ["toxiproxy", "logplex"],
@@ -118,6 +120,7 @@ def apply(definition: StackDefinition, apps: list[AppSpec], offset: int) -> Stac
     logs = next((p["listen"] for p in proxies if p["name"] == "dyno-logs"), "")
     sync = next((s for s in services.values() if s.role == "sync"), None)
     timing = _option(sync.command, "--timing", "heroku") if sync else "heroku"
+    sync_url = (sync.health_url or "").removesuffix("/health") if sync else ""
     for app, block in zip(apps, port_blocks(apps).values(), strict=True):
         for name, spec in list(services.items()):
             if spec.role == "dyno" and spec.labels.get("app", BUILTIN_APP) == app.name:
@@ -126,7 +129,8 @@ def apply(definition: StackDefinition, apps: list[AppSpec], offset: int) -> Stac
         proxies = [p for p in proxies if not own.fullmatch(p["name"])]
         routes = []
         for index in range(1, app.dynos + 1):
-            spec = dyno_service(app, index, block, offset, timing, f"http://{logs}/logs")
+            spec = dyno_service(app, index, block, offset, timing, f"http://{logs}/logs",
+                                sync_url)
             services[spec.name] = spec
             listen = f"127.0.0.1:{block.proxy + index + offset}"
             proxies.append({"name": f"{app.name}.{index}", "listen": listen,

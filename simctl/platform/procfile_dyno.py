@@ -5,15 +5,18 @@ A small supervisor: it runs the Procfile command with Heroku's variables (``PORT
 ``app[web.N]`` (LogShipper), writes the platform's ``heroku[web.N]`` lines (starting,
 state changes, R10, exit status) and serves ``/health`` on ``--admin-port``: 503 while
 the process has not bound ``$PORT`` (Heroku's boot timeout: R10 after
-``timing.boot_timeout``), 200 once the port accepts a connection. When the process
-exits, or never binds, the supervisor ends too, with its last stderr line saying why,
-so the backend sees the dyno down as it sees a crashed built-in dyno.
+``timing.boot_timeout``), 200 once the port accepts a connection. When the first
+process exits, or never binds, the supervisor ends too, with its last stderr line saying
+why, so `simctl up` fails. A process that crashes after it was up is restarted as
+Heroku's dyno manager does (at once, then after a cool-off), and sync is told the dyno
+is `crashed` meanwhile (docs/apps.md, "Boot and crashes").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shlex
@@ -21,6 +24,7 @@ import signal
 import sys
 from typing import Any
 
+import aiohttp
 import click
 from aiohttp import web
 from prometheus_client import Counter, Gauge
@@ -28,9 +32,10 @@ from prometheus_client import Counter, Gauge
 from simctl.platform.dyno.command import OneLineCommand
 from simctl.platform.dyno.command import logplex_url as checked_logplex_url
 from simctl.platform.service import Service, serve, setup_logging
-from simctl.platform.shipper import LogShipper
+from simctl.platform.shipper import LogShipper, ShipperCollector
 from simctl.platform.timing import HEROKU, PROFILES, Timing
 
+log = logging.getLogger(__name__)
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 BEHAVIOUR_REFUSED = ("{dyno} runs the project's own app (a Procfile process): dyno behaviours "
@@ -64,7 +69,7 @@ class ProcfileDyno(Service):
 
     def __init__(self, *, timing: Timing = HEROKU, dyno: str, heroku_dyno: str, app: str,
                  command: str, cwd: str, port: int, env: dict[str, str], shell: bool,
-                 logplex: str | None) -> None:
+                 logplex: str | None, sync_url: str | None = None) -> None:
         super().__init__(timing)
         self.dyno = dyno  # the name in the route table and the fault plane, e.g. web.1
         self.heroku_dyno = heroku_dyno  # $DYNO and the log PROCID, e.g. web.1
@@ -80,12 +85,18 @@ class ProcfileDyno(Service):
         self.shipper = (LogShipper(logplex, f"t.{app}", timing=timing, host=heroku_dyno)
                         if logplex else None)
         self._process: asyncio.subprocess.Process | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: list[asyncio.Task[Any]] = []  # the output relays of the current process
+        self._supervisor: asyncio.Task[None] | None = None
+        self._spawn_error = ""
+        self.sync_url = sync_url.rstrip("/") if sync_url else None
+        self._session: aiohttp.ClientSession | None = None
+        self.has_been_up = False
         self._state = "starting"
         self.up_gauge = Gauge("dyno_up", "1 once $PORT accepts connections",
                               registry=self.registry)
         self.lines = Counter("dyno_app_lines_total", "Lines the process printed",
                              ["stream"], registry=self.registry)
+        self.registry.register(ShipperCollector(lambda: [self.shipper] if self.shipper else []))
 
     # -- log lines -------------------------------------------------------------------
 
@@ -119,6 +130,16 @@ class ProcfileDyno(Service):
     async def start(self) -> None:
         if self.shipper is not None:
             await self.shipper.start()
+        if self.sync_url:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
+        if not await self._spawn():
+            self._fail(f"{self.heroku_dyno}: `{self.command}` could not start: {self._spawn_error}")
+            return
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _spawn(self) -> bool:
+        """Start the process and relay its output; False (its exit line written) if it
+        cannot start at all."""
         self.platform_line(f"Starting process with command `{self.command}`")
         env = self.child_env()
         try:
@@ -127,17 +148,15 @@ class ProcfileDyno(Service):
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
-            self.platform_line(f"Process exited with status 127 ({exc.strerror})")
-            self._fail(f"{self.heroku_dyno}: `{self.command}` could not start: {exc.strerror}")
-            return
+            self._spawn_error = exc.strerror or str(exc)
+            self.platform_line(f"Process exited with status 127 ({self._spawn_error})")
+            return False
         loop = asyncio.get_running_loop()
         assert self._process.stdout is not None
         assert self._process.stderr is not None
-        self._tasks = [
-            loop.create_task(self._relay(self._process.stdout, "stdout")),
-            loop.create_task(self._relay(self._process.stderr, "stderr")),
-            loop.create_task(self._watch()),
-        ]
+        self._tasks = [loop.create_task(self._relay(self._process.stdout, "stdout")),
+                       loop.create_task(self._relay(self._process.stderr, "stderr"))]
+        return True
 
     async def _relay(self, stream: asyncio.StreamReader, name: str) -> None:
         while True:
@@ -160,8 +179,40 @@ class ProcfileDyno(Service):
             await writer.wait_closed()
         return True
 
-    async def _watch(self) -> None:
-        """Boot (bind within the boot timeout, else R10), then wait for the process to end."""
+    async def _supervise(self) -> None:
+        """Run the process until it ends; restart it like Heroku's dyno manager.
+
+        The first boot decides `simctl up`: a process that never binds (R10) or exits
+        before binding ends the supervisor, so `up` fails. Once the dyno has been up, a
+        crash marks it `crashed` in sync (the router answers H10 when every dyno is) and
+        restarts it: at once after the first crash, after `timing.crash_cooldown` after
+        each later one, until it stays up that long (docs/apps.md, "Boot and crashes")."""
+        crashes = 0
+        loop = asyncio.get_running_loop()
+        spawned = True
+        while True:
+            started = loop.time()
+            failure = await self._run_once() if spawned else \
+                f"{self.heroku_dyno}: `{self.command}` could not start: {self._spawn_error}"
+            if not self.has_been_up:
+                self._fail(failure)
+                return
+            self.health.set("crashed", failure)
+            await self._report("crashed")
+            if loop.time() - started >= self.timing.crash_cooldown:
+                crashes = 0  # it stayed up a cool-off's length: the next crash is a first
+            crashes += 1
+            if crashes > 1:
+                await asyncio.sleep(self.timing.crash_cooldown)
+            self._change_state("starting")
+            self.health.set("booting", f"restarting {self.heroku_dyno} after a crash")
+            spawned = await self._spawn()
+            if not spawned:
+                self._change_state("crashed")
+
+    async def _run_once(self) -> str:
+        """Boot (bind within the boot timeout, else R10), then wait for the process to
+        end. Returns why it ended, with its `Process exited` and `crashed` lines written."""
         assert self._process is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timing.boot_timeout
@@ -173,6 +224,9 @@ class ProcfileDyno(Service):
                                       f"{self.app_port}")
                 self.up_gauge.set(1)
                 self._change_state("up")
+                if self.has_been_up:
+                    await self._report("up")
+                self.has_been_up = True
                 break
             if loop.time() >= deadline:
                 seconds = f"{self.timing.boot_timeout:g}"
@@ -181,20 +235,32 @@ class ProcfileDyno(Service):
                 self.platform_line("Stopping process with SIGKILL")
                 self._signal(signal.SIGKILL)
                 status = await exited
+                await asyncio.gather(*self._tasks, return_exceptions=True)
                 self.platform_line(f"Process exited with status {_status(status)}")
                 self._change_state("crashed")
-                self._fail(f"{self.heroku_dyno}: Error R10 (Boot timeout): `{self.command}` did "
-                           f"not bind $PORT ({self.app_port}) within {seconds} s")
-                return
+                return (f"{self.heroku_dyno}: Error R10 (Boot timeout): `{self.command}` did "
+                        f"not bind $PORT ({self.app_port}) within {seconds} s")
             await asyncio.wait({exited}, timeout=0.1)
         status = await exited
-        await asyncio.gather(*self._tasks[:2], return_exceptions=True)  # the last lines first
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # the last lines first
         self.up_gauge.set(0)
         self.platform_line(f"Process exited with status {_status(status)}")
         before = "before binding $PORT" if self._state == "starting" else "after it was up"
         self._change_state("crashed")
-        self._fail(f"{self.heroku_dyno}: `{self.command}` exited with status {_status(status)} "
-                   f"{before}")
+        return f"{self.heroku_dyno}: `{self.command}` exited with status {_status(status)} {before}"
+
+    async def _report(self, state: str) -> None:
+        """Tell sync the dyno's state, as Heroku's dyno manager does (H10 needs it)."""
+        if self._session is None:
+            return
+        url = f"{self.sync_url}/apps/{self.app_name}/dynos/{self.dyno}"
+        try:
+            async with self._session.post(url, json={"state": state}) as response:
+                if response.status >= 400:
+                    log.warning("sync refused state %s for %s: %s", state, self.dyno,
+                                response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("sync unreachable (state %s for %s): %s", state, self.dyno, exc)
 
     def _signal(self, signum: int) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -218,9 +284,12 @@ class ProcfileDyno(Service):
                 self._signal(signal.SIGKILL)
                 status = await self._process.wait()
             self.platform_line(f"Process exited with status {_status(status)}")
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._supervisor] if self._supervisor else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
         if self.shipper is not None:
             await self.shipper.stop()
 
@@ -280,16 +349,19 @@ def _env_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 @click.option("--shell/--no-shell", default=False,
               help="Run the command with sh -c (only when the user allowed shell).")
 @click.option("--logplex-url", default=None, help="Logplex ingest URL.")
+@click.option("--sync-url", default=None,
+              help="Sync's URL: a crash marks the dyno crashed there, a restart up again.")
 @click.option("--timing", type=click.Choice(sorted(PROFILES)), default="heroku")
 @click.option("--log-level", default="info")
 def command(host: str, admin_port: int, port: int, dyno: str, app_name: str,
             command_line: str, cwd: str, env: dict[str, str], shell: bool,
-            logplex_url: str | None, timing: str, log_level: str) -> None:
+            logplex_url: str | None, sync_url: str | None, timing: str, log_level: str
+            ) -> None:
     logplex = checked_logplex_url(logplex_url)
     index = dyno.rsplit(".", 1)[-1]
     service = ProcfileDyno(timing=PROFILES[timing], dyno=dyno, heroku_dyno=f"web.{index}",
                            app=app_name, command=command_line, cwd=cwd, port=port, env=env,
-                           shell=shell, logplex=logplex)
+                           shell=shell, logplex=logplex, sync_url=sync_url)
     setup_logging(log_level)
     try:
         asyncio.run(serve(service, host, admin_port))

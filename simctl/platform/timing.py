@@ -21,6 +21,7 @@ class Timing:
     all_quarantined_retry: float = 75.0  # then H99
     boot_wait: float = 75.0  # H20
     boot_timeout: float = 60.0  # R10: a Procfile web process must bind $PORT by then
+    crash_cooldown: float = 600.0  # a crashed dyno's second and later restarts wait this
     # logplex drains
     drain_connect_timeout: float = 3.0
     drain_request_timeout: float = 5.0

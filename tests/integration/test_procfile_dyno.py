@@ -140,3 +140,83 @@ def test_a_process_that_exits_before_binding_ends_the_dyno(tmp_path: Path) -> No
     assert "heroku[web.2]: Process exited with status 4" in lines
     assert lines[-1] == ("error: web.2: `python3 -c 'print(\"bye\"); raise SystemExit(4)'` "
                          "exited with status 4 before binding $PORT")
+
+
+CRASHES = textwrap.dedent("""
+    import os, threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+            self.wfile.write(b"ok")
+        def log_message(self, *a): pass
+    server = HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H)
+    threading.Timer(1.5, os._exit, (3,)).start()  # up for 1.5 s, then a crash
+    print("serving", flush=True)
+    server.serve_forever()
+""")
+
+
+def _service(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "simctl.platform", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+
+def test_a_crashed_process_is_marked_crashed_in_sync_and_restarted_like_heroku(
+        tmp_path: Path) -> None:
+    """First crash: restarted at once. Second: `crashed` in sync (the router answers H10)
+    for the cool-off (60 s with fast timing), the supervisor still running."""
+    (tmp_path / "app.py").write_text(CRASHES)
+    sync_port, router_port, router_admin = free_port(), free_port(), free_port()
+    admin, port = free_port(), free_port()
+    sync = _service("sync", "--port", str(sync_port), "--timing", "fast", "--app", "shop",
+                    "--domain", "shop/shop.localhost", "--dyno", f"shop/web.2=127.0.0.1:{port}")
+    router = _service("router", "--port", str(router_port), "--tls-port", "-1", "--admin-port",
+                      str(router_admin), "--timing", "fast", "--sync-url",
+                      f"http://127.0.0.1:{sync_port}")
+    receiver = Receiver()
+    dyno = subprocess.Popen(
+        [sys.executable, "-m", "simctl.platform", "procfile-dyno", "--admin-port", str(admin),
+         "--port", str(port), "--name", "web.2", "--app", "shop", "--command", "python3 app.py",
+         "--cwd", str(tmp_path), "--timing", "fast", "--logplex-url", receiver.url,
+         "--sync-url", f"http://127.0.0.1:{sync_port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def sync_state() -> str:
+        status, body = get(f"http://127.0.0.1:{sync_port}/routes")
+        return json.loads(body)["apps"]["shop"]["dynos"][0]["state"] if status == 200 else ""
+
+    def through_router() -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{router_port}/",
+                                         headers={"Host": "shop.localhost"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                return resp.status, resp.headers.get("X-Router-Code", "")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("X-Router-Code", "")
+        except urllib.error.URLError:
+            return 0, ""
+
+    try:
+        wait_until(lambda: receiver.lines().count(
+            "heroku[web.2]: State changed from starting to up") == 2, 20)
+        wait_until(lambda: sync_state() == "up")  # the restart said so
+        wait_until(lambda: receiver.lines().count(
+            "heroku[web.2]: State changed from up to crashed") == 2, 10)
+        wait_until(lambda: sync_state() == "crashed")
+        wait_until(lambda: through_router() == (503, "H10"))
+        time.sleep(3)  # the cool-off: no third start
+        lines = receiver.lines()
+        assert lines.count("heroku[web.2]: Starting process with command `python3 app.py`") == 2
+        assert lines.count("heroku[web.2]: Process exited with status 3") == 2
+        assert lines.count("heroku[web.2]: State changed from crashed to starting") == 1
+        assert sync_state() == "crashed"
+        assert get(f"http://127.0.0.1:{admin}/health")[0] == 503
+        assert dyno.poll() is None
+    finally:
+        for proc in (dyno, router, sync):
+            proc.terminate()
+        for proc in (dyno, router, sync):
+            proc.communicate(timeout=10)
+        receiver.shutdown()
+        receiver.server_close()
