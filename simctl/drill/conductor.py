@@ -80,6 +80,7 @@ class DrillRun(_Run):
         self.reason = "ended"
         self.revealed = False
         self.error = ""
+        self.abort_condition = ""
         self._alert_states: dict[str, str] = {}
         self._probes: dict[str, bool] = {}
         self._broken = False
@@ -146,8 +147,8 @@ class DrillRun(_Run):
                 self._phase_is("waiting")
                 self._loop()
             except _Stop as stop:
-                if stop.status == ABORTED:
-                    self.reason = "aborted"
+                if stop.status == ABORTED:  # the scenario's abort.when held
+                    self.reason, self.abort_condition = "aborted", stop.reason
                 else:
                     self.reason, self.error = "error", stop.reason
             except KeyboardInterrupt:
@@ -359,6 +360,8 @@ class DrillRun(_Run):
         else:
             self.book.append("residue_check", ok=True, problems=[])
         extra: dict[str, Any] = {"error": self.error} if self.error else {}
+        if self.abort_condition:
+            extra["abort_condition"] = self.abort_condition
         self.book.append("drill_ended", reason=self.reason, revealed=self.revealed, **extra)
         d.status = {"recovered": drill_state.ENDED, "ended": drill_state.ENDED,
                     "timeout": drill_state.ENDED, "aborted": drill_state.ABORTED,
