@@ -118,7 +118,7 @@ def train(ctx: click.Context, as_json: bool, who: str | None) -> None:
         return
     course = load_course()
     progress = _person(who)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, lesson in enumerate(course.lessons, 1):
         record = progress.lessons.get(lesson.id)
         status = progress.status(lesson.id)
@@ -140,10 +140,10 @@ def train(ctx: click.Context, as_json: bool, who: str | None) -> None:
                            ("requires", {})):
         table.add_column(column, **kwargs)
     for row in rows:
-        status = {"new": Text("new", style="dim"), "started": Text("started", style="yellow"),
-                  }.get(row["status"]) or Text(f"passed {row['best_score']}", style="green")
+        shown = {"new": Text("new", style="dim"), "started": Text("started", style="yellow"),
+                 }.get(row["status"]) or Text(f"passed {row['best_score']}", style="green")
         table.add_row(str(row["number"]), row["lesson"], str(row["difficulty"]),
-                      ", ".join(row["tags"]), status,
+                      ", ".join(row["tags"]), shown,
                       f"{row['best_time_s']:.0f}s" if row["best_time_s"] else "-",
                       ", ".join(row["requires"]))
     console = _console()
@@ -328,10 +328,9 @@ def hint(ctx: click.Context, who: str | None) -> None:
 
     course = load_course()
     progress = _person(who)
-    _, drill = _need_running(progress, course)
+    lesson, drill = _need_running(progress, course)
     if not drill.running:
-        raise InvalidInput(f"the drill of lesson {progress.current.lesson} is over: no more "
-                           "hints")  # type: ignore[union-attr]
+        raise InvalidInput(f"the drill of lesson {lesson.id} is over: no more hints")
     ctx.invoke(drill_cli.hint, as_json=False, who=progress.person, drill_id=drill.id,
                project=drill.project)
 
