@@ -166,3 +166,25 @@ def test_hints_come_in_order_with_a_penalty_then_run_out(state_dir: Path) -> Non
     status = json.loads(runner.invoke(main, ["drill", "status", "--json"]).output)
     assert status["hints_left"] == 0
     assert status["scenario"] == "slow-dyno"
+
+
+def test_the_next_command_ends_a_drill_whose_conductor_is_gone(state_dir: Path) -> None:
+    import subprocess
+
+    d = _drill(hidden=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    d.conductor_pid, d.conductor_started = gone.pid, 1.0  # a dead (or recycled) pid
+    d.save()
+    Timeline(d.timeline_path, hidden=True).append(
+        "fault_applied", name="fault-1", fault_kind="toxic", target="web.1", description="x")
+    result = CliRunner().invoke(main, ["scenario", "list"])
+    assert result.exit_code == 0, result.output
+    assert "lost its conductor" in result.output
+    after = drill_state.load(d.folder)
+    assert after.status == "interrupted"
+    assert after.end_reason == "conductor_lost"
+    kinds = [(e["kind"], e.get("reason")) for e in read_timeline(d.timeline_path)]
+    assert kinds[-3:] == [("fault_rolled_back", "conductor_lost"), ("residue_check", None),
+                          ("drill_ended", "conductor_lost")]
+    assert drill_state.active_id("unit") is None
