@@ -5,6 +5,10 @@ batches wait in a bounded back-buffer; when that is full the batch is dropped an
 counted (L12). A batch that fails every attempt is lost and counted (L13). The next
 batch that goes out is prefixed with the ``Error L12``/``Error L13`` lines, the way
 log-shuttle reports its own losses inside the stream.
+
+``ShipperCollector`` exposes what causes those losses, for the service that owns the
+shippers (docs/architecture.md, "Metrics"): the back-buffer's depth and the latency of
+each POST to Logplex as the shipper sees it (a slow Logplex fills the back-buffer first).
 """
 
 from __future__ import annotations
@@ -12,16 +16,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import aiohttp
+from prometheus_client import Histogram
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from simctl.platform import logframe
 from simctl.platform.logframe import LogMessage
 from simctl.platform.timing import HEROKU, Timing
 
 log = logging.getLogger("simctl.shipper")
+
+POST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass
@@ -51,6 +62,8 @@ class LogShipper:
         self.back_buffer = back_buffer or timing.shuttle_back_buffer
         self.host = host
         self.stats = ShipperStats()
+        # every POST attempt, answered or not (registry=None: ShipperCollector exposes it)
+        self.post_seconds = Histogram("post", "", buckets=POST_BUCKETS, registry=None)
         self._batch: list[LogMessage] = []
         self._queue: deque[list[LogMessage]] = deque()
         self._wake = asyncio.Event()
@@ -170,6 +183,7 @@ class LogShipper:
         body = logframe.encode_many(batch)
         headers = dict(self._headers, **{"Logplex-Msg-Count": str(len(batch))})
         for attempt in range(self.timing.shuttle_attempts):
+            started = time.perf_counter()
             try:
                 async with self._session.post(self.url, data=body, headers=headers) as resp:
                     await resp.read()
@@ -180,6 +194,48 @@ class LogShipper:
                 log.debug("at=post_failed error=%r attempt=%d", exc, attempt + 1)
             except Exception as exc:  # never let the sender task die: that would drop silently
                 log.warning("at=post_failed error=%r attempt=%d", exc, attempt + 1)
+            finally:
+                self.post_seconds.observe(time.perf_counter() - started)
             if attempt + 1 < self.timing.shuttle_attempts:
                 await asyncio.sleep(min(0.05 * (attempt + 1), self.timing.shuttle_wait))
         return False
+
+
+    @property
+    def depth(self) -> int:
+        """Full batches waiting in the back-buffer."""
+        return len(self._queue)
+
+    @property
+    def app(self) -> str:
+        return self.token.removeprefix("t.")
+
+
+class ShipperCollector(Collector):
+    """log_shuttle_* for every shipper ``shippers()`` returns, labelled by app, read at
+    scrape time (a router ships one channel per app, a dyno one)."""
+
+    def __init__(self, shippers: Callable[[], Iterable[LogShipper]]) -> None:
+        self.shippers = shippers
+
+    def collect(self) -> Iterator[Metric]:
+        shippers = list(self.shippers())
+        depth = GaugeMetricFamily("log_shuttle_back_buffer_batches",
+                                  "Full batches waiting to be POSTed to logplex", labels=["app"])
+        capacity = GaugeMetricFamily("log_shuttle_back_buffer_capacity_batches",
+                                     "Batches the back-buffer holds before lines are dropped "
+                                     "(L12)", labels=["app"])
+        posts = HistogramMetricFamily("log_shuttle_post_duration_seconds",
+                                      "Time of each POST attempt to logplex, as the shipper "
+                                      "sees it", labels=["app"])
+        for shipper in shippers:
+            depth.add_metric([shipper.app], shipper.depth)
+            capacity.add_metric([shipper.app], shipper.back_buffer)
+            buckets, total = [], 0.0
+            for sample in shipper.post_seconds.collect()[0].samples:
+                if sample.name.endswith("_bucket"):
+                    buckets.append((sample.labels["le"], sample.value))
+                elif sample.name.endswith("_sum"):
+                    total = sample.value
+            posts.add_metric([shipper.app], buckets, total)
+        yield from (depth, capacity, posts)

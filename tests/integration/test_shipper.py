@@ -159,3 +159,57 @@ async def _set_rod(logplex: LogplexService, enabled: bool) -> None:
     async with aiohttp.ClientSession() as http, http.post(
             logplex.url + "/admin/rods/deny_logs_ingress", json={"enabled": enabled}) as resp:
         assert resp.status == 200
+
+
+async def test_back_buffer_depth_and_post_latency_are_exposed() -> None:
+    """A Logplex that takes 0.2 s per POST: the back-buffer fills (the gauge shows it before
+    any L12) and the POST histogram sees the 0.2 s; both reach the text a scrape reads."""
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from simctl.platform.shipper import ShipperCollector
+
+    async def slow(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(0.2)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/logs", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    shipper = LogShipper(f"http://127.0.0.1:{port}/logs", "t.web", timing=FAST, batch_size=10,
+                         back_buffer=20)
+    registry = CollectorRegistry()
+    registry.register(ShipperCollector(lambda: [shipper]))
+
+    def scrape() -> dict[str, float]:
+        text = generate_latest(registry).decode()
+        return {s.name + str(sorted(s.labels.items())): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}
+
+    await shipper.start()
+    try:
+        for i in range(60):
+            shipper.emit("app", "web.1", f"m{i}")
+        await asyncio.sleep(0.05)
+        busy = scrape()
+        assert busy["log_shuttle_back_buffer_batches[('app', 'web')]"] >= 3
+        assert busy["log_shuttle_back_buffer_capacity_batches[('app', 'web')]"] == 20
+        deadline = time.monotonic() + 10
+        while shipper.stats.sent < 60:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        done = scrape()
+    finally:
+        await shipper.stop()
+        await runner.cleanup()
+    assert done["log_shuttle_back_buffer_batches[('app', 'web')]"] == 0
+    posts = done["log_shuttle_post_duration_seconds_count[('app', 'web')]"]
+    assert posts >= 6
+    assert done["log_shuttle_post_duration_seconds_sum[('app', 'web')]"] >= 0.18 * posts
+    assert done["log_shuttle_post_duration_seconds_bucket[('app', 'web'), ('le', '0.1')]"] == 0

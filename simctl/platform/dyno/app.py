@@ -97,6 +97,7 @@ class DynoService(Service):
         self.metrics = DynoMetrics(
             self.registry, memory_held=lambda: self.memory.held,
             shipper_stats=lambda: self.shipper.stats if self.shipper else None,
+            shippers=lambda: [self.shipper] if self.shipper else [],
             in_flight=lambda: self.in_flight)
 
     # lifecycle ---------------------------------------------------------------------

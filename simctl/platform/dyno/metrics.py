@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from simctl.platform.dyno.behaviour import NAMES
-from simctl.platform.shipper import ShipperStats
+from simctl.platform.shipper import LogShipper, ShipperCollector, ShipperStats
 
 
 class _ShipperCollector(Collector):
@@ -35,6 +35,7 @@ class _ShipperCollector(Collector):
 class DynoMetrics:
     def __init__(self, registry: CollectorRegistry, *,
                  shipper_stats: Callable[[], ShipperStats | None],
+                 shippers: Callable[[], list[LogShipper]] = list,
                  memory_held: Callable[[], float], in_flight: Callable[[], float]) -> None:
         self._requests = Counter("dyno_requests", "Requests by outcome: an HTTP status, or "
                                  "closed, hung, partial", ["status"], registry=registry)
@@ -49,6 +50,7 @@ class DynoMetrics:
         Gauge("dyno_memory_held_bytes", "Memory held by the memory behaviour",
               registry=registry).set_function(memory_held)
         registry.register(_ShipperCollector(shipper_stats))
+        registry.register(ShipperCollector(shippers))
         self._by_status: dict[str, Any] = {}
 
     def count(self, status: int | str) -> None:

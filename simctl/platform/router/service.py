@@ -17,6 +17,7 @@ from simctl.platform.router.http import ClientConnection
 from simctl.platform.router.logs import RouterLogs, logs_url
 from simctl.platform.router.metrics import RouterMetrics
 from simctl.platform.service import Service, kv
+from simctl.platform.shipper import ShipperCollector
 from simctl.platform.timing import HEROKU, Timing
 
 
@@ -60,6 +61,7 @@ class RouterService(Service):
         logs = RouterLogs(self.logplex_url, self.timing, host=self.instance)
         core = self.core = RouterCore(self.timing, logs, self.backend_keepalive)
         self.metrics = core.metrics = RouterMetrics(self.registry, core.state)
+        self.registry.register(ShipperCollector(lambda: list(logs.shippers.values())))
         try:
             await self._listen(host, port, core)
         except BaseException:
