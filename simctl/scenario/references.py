@@ -433,7 +433,7 @@ def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
                         f"step '{step}' of {reference}, line {command.line}: "
                         f"'{command.text}' {command.refused}; a runbook step may not run it "
                         "(RB013)")
-    _check_objectives(data, ids, reference, ctx)
+    _check_objectives(data, runbook, reference, ctx)
     alerts = data.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         return
@@ -449,10 +449,12 @@ def _check_runbook(data: dict[str, Any], ctx: Context) -> None:
             ctx.add(("alerts", i), no_rule)
 
 
-def _check_objectives(data: dict[str, Any], step_ids: Any, reference: str,
+def _check_objectives(data: dict[str, Any], runbook: Any, reference: str,
                       ctx: Context) -> None:
-    """An objective's step must be a runbook step; its probe one the drill watches (a
-    symptom or recovery probe), else nothing would ever tick it (docs/training.md)."""
+    """An objective's step must be a runbook step with a simctl command (only those are
+    recorded); its probe one the drill watches (a symptom or recovery probe), else nothing
+    would ever tick it (docs/training.md)."""
+    step_ids = runbook.step_ids
     objectives = data.get("objectives")
     if not isinstance(objectives, list):
         return
@@ -467,6 +469,11 @@ def _check_objectives(data: dict[str, Any], step_ids: Any, reference: str,
         if isinstance(step, str) and step not in step_ids:
             ctx.add(("objectives", i, "step"),
                     f"no step '{step}' in {reference}{did_you_mean(step, step_ids)}")
+        elif isinstance(step, str) and not any(
+                c.is_simctl and c.argv for c in runbook.step(step).commands):
+            ctx.add(("objectives", i, "step"),
+                    f"step '{step}' of {reference} has no simctl command: a drill never "
+                    "sees it run")
         probe = objective.get("probe")
         if isinstance(probe, str) and probe not in watched:
             ctx.add(("objectives", i, "probe"),

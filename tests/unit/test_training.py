@@ -59,6 +59,9 @@ def test_every_catalogue_scenario_has_checkable_objectives() -> None:
 
 def test_lint_checks_objective_steps_and_probes(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "runbooks", tmp_path / "runbooks")
+    runbook = tmp_path / "runbooks" / "slow-dyno.md"
+    runbook.write_text(runbook.read_text().replace(
+        "simctl logs --dyno router -n 300", "curl -s http://127.0.0.1:21201/"))
     (tmp_path / "scenarios").mkdir()
     text = (ROOT / "scenarios" / "slow-dyno.yaml").read_text()
     text = text.replace("step: take-dyno-out", "step: take-dyno-ot").replace(
@@ -73,6 +76,7 @@ def test_lint_checks_objective_steps_and_probes(tmp_path: Path) -> None:
     assert "did you mean 'take-dyno-out'" \
         in result.output
     assert "is not one of the scenario's symptom or recovery probes" in result.output
+    assert "step 'router-lines' of runbooks/slow-dyno.md has no simctl command" in result.output
 
 
 def _timeline(tmp_path: Path, entries: list[tuple[str, dict[str, object]]]) -> Path:
