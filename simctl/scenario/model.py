@@ -436,12 +436,22 @@ class Abort(Model):
     when: list[Probe] = Field([], description="abort (and roll back) when any holds")
 
 
+def _or_a_string(schema: dict[str, Any]) -> None:
+    """An objective's JSON Schema: a plain string, or the mapping."""
+    mapping = dict(schema)
+    schema.clear()
+    schema["anyOf"] = [{"type": "string", "minLength": 1}, mapping]
+
+
 class Objective(Model):
     """What a trainee must achieve, and how it is checked (docs/scenarios.md,
     "Objectives"). A plain string is an objective with text only (shown, never ticked);
     otherwise at most one of: a runbook ``step`` run, a ``command`` (glob) or
     ``command_regex`` run, a ``probe`` that becomes true, or a question (``ask``) with
     ``answer`` (one or several) or ``answer_regex``."""
+
+    model_config = ConfigDict(**{**Model.model_config, "json_schema_extra": lambda schema:
+                                 _or_a_string(schema)})
 
     text: Name
     step: Name | None = Field(None, description="a step id of the scenario's runbook")
