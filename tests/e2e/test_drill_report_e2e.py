@@ -53,7 +53,9 @@ def test_scripted_hidden_drill_and_its_report(tmp_path: Path) -> None:
         return subprocess.run([*SIM, *args], env=env, text=True, capture_output=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
-    up = sim("up", "--timing", "fast", "--port-offset", str(free_port_offset()))
+    # more slots than the default four: other stacks on a shared machine may hold those
+    offset = free_port_offset(tuple(5000 + 1500 * i for i in range(8)))
+    up = sim("up", "--timing", "fast", "--port-offset", str(offset))
     assert up.returncode == 0, up.stderr
     driver = None
     try:
@@ -82,8 +84,9 @@ def test_scripted_hidden_drill_and_its_report(tmp_path: Path) -> None:
         mitigated = time.time()
 
         def ended() -> bool:
-            status = json.loads(sim("drill", "status", "--json").stdout)
-            return status["status"] != "running"
+            done = sim("drill", "status", "--json")
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout)["status"] != "running"
 
         _wait(ended, 90, "the drill to end on recovery")
         out = tmp_path / "report"
