@@ -13,6 +13,7 @@ responders' actions (docs/dashboards.md, "The drill page"; docs/drills.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -134,10 +135,20 @@ def add_routes(app: web.Application, project: str) -> None:
 
         scenario, _ = find_scenario(drill.scenario)
         hints = list(scenario.hints) if scenario is not None else []
-        used = sum(1 for e in read_timeline(drill.timeline_path) if e.get("kind") == "hint")
+
+        def next_hint() -> int:
+            # under the drill's lock, as `simctl drill hint`: two at once get two hints
+            with drill_state.locked(drill):
+                used = sum(1 for e in read_timeline(drill.timeline_path)
+                           if e.get("kind") == "hint")
+                if used < len(hints):
+                    book.append("hint", who=who, index=used, text=hints[used],
+                                penalty_s=HINT_PENALTY_S)
+                return used
+
+        used = await asyncio.to_thread(next_hint)
         if used >= len(hints):
             return _error(409, f"no hints left ({len(hints)} used)")
-        book.append("hint", who=who, index=used, text=hints[used], penalty_s=HINT_PENALTY_S)
         return web.json_response({"ok": True, "index": used, "text": hints[used],
                                   "penalty_s": HINT_PENALTY_S,
                                   "hints_left": len(hints) - used - 1})

@@ -130,3 +130,27 @@ def test_report_of_a_running_hidden_drill_needs_the_token(hidden_drill, tmp_path
                                   "--json", str(tmp_path / "no" / "r.json")])
     assert baddir.exit_code == 2
     assert "no such directory" in baddir.output
+
+
+async def test_two_hint_requests_at_once_get_two_different_hints(client, hidden_drill):
+    import asyncio
+
+    answers = await asyncio.gather(*(client.post("/api/drill/hint", json={"who": f"r{i}"})
+                                     for i in range(3)))
+    assert sorted(a.status for a in answers) == [200, 200, 409]  # the scenario has two
+    given = [e["index"] for e in read_timeline(hidden_drill.timeline_path)
+             if e["kind"] == "hint"]
+    assert sorted(given) == [0, 1]
+
+
+async def test_a_hint_waits_for_the_drill_lock_a_cli_hint_holds(client, hidden_drill):
+    import asyncio
+
+    with state.locked(hidden_drill):  # as `simctl drill hint` holds it while it writes
+        pending = asyncio.ensure_future(client.post("/api/drill/hint", json={"who": "web"}))
+        await asyncio.sleep(0.5)
+        assert not pending.done()
+        Timeline(hidden_drill.timeline_path, hidden=True).append(
+            "hint", who="cli", index=0, text="first", penalty_s=60)
+    answer = await (await asyncio.wait_for(pending, 10)).json()
+    assert answer["index"] == 1  # not the hint the CLI just gave
