@@ -256,7 +256,8 @@ def score_drill(entries: list[Entry], scenario: Any = None, runbook: Any = None,
                       else "no runbook steps to follow"))
     possible = sum(p.possible for p in parts)
     earned = sum(p.points for p in parts)
-    overall = round(100 * earned / possible) if possible else 0
+    # No fault applied (aborted before its faults): nothing was rehearsed, nothing scores.
+    overall = round(100 * earned / possible) if possible and origin is not None else 0
     for part in parts:
         part.points = round(part.points, 1)
     return Score(first_fault=origin, time_to_alert=tta, time_to_ack=ttack,

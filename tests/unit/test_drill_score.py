@@ -204,3 +204,12 @@ def test_what_responders_typed_cannot_break_out_of_the_page(tmp_path, slow_dyno)
     page = to_html(build({"id": "d-1", "scenario": "slow-dyno"}, entries, *slow_dyno))
     assert evil not in page
     assert "&lt;/script&gt;&lt;script&gt;alert(1)" in page  # the timeline shows it as text
+
+
+def test_a_drill_ended_before_its_faults_scores_nothing(tmp_path, slow_dyno):
+    entries = [e for e in write_drill(tmp_path / "t.jsonl") if e["kind"] in (
+        "drill_started", "sli", "drill_ended") and e["t"] < FAULT]
+    s = S.score_drill(entries, *slow_dyno)
+    assert s.first_fault is None
+    assert s.overall == 0
+    assert "# Drill report" in to_markdown(build({"id": "d-1"}, entries, *slow_dyno))
