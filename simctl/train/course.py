@@ -129,6 +129,8 @@ def lint_course(path: Path, known: list[str] | None = None) -> list[CourseProble
             continue
         item = raw["lessons"][i]
         if isinstance(item, dict):
+            if "requires" in item and not isinstance(item["requires"], list):
+                add(("lessons", i, "requires"), "requires must be a list of lesson ids")
             for key in item:
                 if key not in ("id", "requires"):
                     add(("lessons", i, key), f"unknown key '{key}' (a lesson has 'id' and "
