@@ -261,6 +261,9 @@ def write_all(data: ReportData, html_path: str | Path | None = None,
         target = Path(path)
         if not target.resolve().parent.is_dir():
             raise InvalidInput(f"{path}: no such directory")
-        target.write_text(render(data), encoding="utf-8")
+        try:
+            target.write_text(render(data), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot write: {exc.strerror or exc}") from None
         written.append(target)
     return written

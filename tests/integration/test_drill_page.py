@@ -130,6 +130,11 @@ def test_report_of_a_running_hidden_drill_needs_the_token(hidden_drill, tmp_path
                                   "--json", str(tmp_path / "no" / "r.json")])
     assert baddir.exit_code == 2
     assert "no such directory" in baddir.output
+    too_long = runner.invoke(main, ["report", "--project", PROJECT, "--token", TOKEN,
+                                    "--md", str(tmp_path / ("r" * 300 + ".md"))])
+    assert too_long.exit_code == 2
+    assert "cannot write: File name too long" in too_long.output
+    assert "Traceback" not in too_long.output
 
 
 async def test_two_hint_requests_at_once_get_two_different_hints(client, hidden_drill):
