@@ -203,6 +203,9 @@ def write_reports(folder: str | Path, journals: list[dict[str, Any]],
         name = str(journal.get("scenario"))
         used[name] = used.get(name, 0) + 1
         stem = name if used[name] == 1 else f"{name}-{used[name]}"
-        written += write_all(data, folder / f"{stem}.html", folder / f"{stem}.md",
-                             folder / f"{stem}.json")
+        try:
+            written += write_all(data, folder / f"{stem}.html", folder / f"{stem}.md",
+                                 folder / f"{stem}.json")
+        except SimctlError as exc:  # verify reports OSErrors and still stops its stack
+            raise OSError(str(exc)) from None
     return written
