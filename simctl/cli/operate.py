@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -28,9 +29,20 @@ from simctl.scenario.errors import did_you_mean
 
 console = Console()
 _DISPLAY = re.compile(r"^(\S+) (\w[\w-]*)\[([^\]]+)\]: ")
+LOGPLEX_HISTORY = 1500  # lines logplex keeps per channel (docs/architecture.md, logplex)
 
 
 # -- logs and metrics --------------------------------------------------------------------
+
+
+def _regex(ctx: click.Context, param: click.Parameter, value: str | None
+           ) -> re.Pattern[str] | None:
+    if value is None:
+        return None
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(f"{value!r} is not a regular expression: {exc}") from None
 
 
 @click.command()
@@ -40,15 +52,43 @@ _DISPLAY = re.compile(r"^(\S+) (\w[\w-]*)\[([^\]]+)\]: ")
               help="Only lines from this source.")
 @click.option("--dyno", "-d", "proc", default=None, metavar="NAME",
               help="Only lines from this process (web.1, router, logplex, ...).")
-@click.option("--num", "-n", "count", type=click.IntRange(0, 1500), default=100,
-              show_default=True, help="How many past lines to show first.")
+@click.option("--num", "-n", "count", type=click.IntRange(0, LOGPLEX_HISTORY), default=100,
+              show_default=True, help="How many past lines to show first (after the filters).")
+@click.option("--grep", "-g", "pattern", default=None, callback=_regex, metavar="REGEX",
+              help="Only lines matching this Python regular expression.")
 @project_option
 def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc: str | None,
-         count: int) -> None:
+         count: int, pattern: re.Pattern[str] | None) -> None:
     """Show the app's logs through logplex, formatted like `heroku logs`."""
     _check_app(backend, app)
     if proc:
         proc = names.dyno(backend.require_state(), proc)  # dyno-1 is web.1 in the logs
+
+    def wanted(line: str) -> bool:
+        match = _DISPLAY.match(line)
+        if match and ((source and match.group(2) != source) or (proc and
+                      match.group(3) != proc)):
+            return False
+        return pattern is None or pattern.search(line) is not None
+
+    filtered = bool(source or proc or pattern)
+    if filtered and count:
+        # -n counts lines that pass the filters: search the whole history, keep the last N
+        past = [line for line in _tail(backend, app, LOGPLEX_HISTORY, False) if wanted(line)]
+        for line in past[-count:]:
+            click.echo(printable(line))
+        if not follow:
+            return
+        count = 0  # the stream below then carries only new lines
+    for line in _tail(backend, app, count, follow):
+        if wanted(line):
+            click.echo(printable(line))  # logplex escapes too; a line is the app's data
+            if follow:
+                sys.stdout.flush()
+
+
+def _tail(backend: LocalBackend, app: str, count: int, follow: bool) -> Iterator[str]:
+    """Lines of logplex's tail session: the last ``count``, then (``follow``) new ones."""
     base = backend.url_of("logplex")
     query = urllib.parse.urlencode({"app": app, "n": count, "follow": "1" if follow else "0"})
     url = f"{base}/tail?{query}"
@@ -66,14 +106,7 @@ def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc
                               "paused? see `simctl status`)") from None
     try:
         for raw in resp:
-            line = raw.decode(errors="replace").rstrip("\n")
-            match = _DISPLAY.match(line)
-            if match and ((source and match.group(2) != source) or (proc and
-                          match.group(3) != proc)):
-                continue
-            click.echo(printable(line))  # logplex escapes too; a line is the app's data
-            if follow:
-                sys.stdout.flush()
+            yield raw.decode(errors="replace").rstrip("\n")
     except (KeyboardInterrupt, BrokenPipeError):
         pass
     except OSError as exc:  # the stream ended badly (logplex stopped, timeout)
@@ -344,7 +377,7 @@ def rod(backend: LocalBackend, name: str, setting: str) -> None:
 
 @click.group()
 def drain() -> None:
-    """Logplex drains: list, disable, enable."""
+    """Logplex drains: list, disable, enable, and what a drain received."""
 
 
 @drain.command("list")
@@ -384,6 +417,31 @@ def _drain_switch(enabled: bool):
 
 _drain_switch(True)
 _drain_switch(False)
+
+
+@drain.command("logs")
+@click.argument("name")
+@click.option("--num", "-n", "count", type=click.IntRange(1, 10_000), default=100,
+              show_default=True, help="How many of the last matching lines.")
+@click.option("--grep", "-g", "pattern", default=None, callback=_regex, metavar="REGEX",
+              help="Only lines matching this Python regular expression.")
+@project_option
+def drain_logs(backend: LocalBackend, name: str, count: int,
+               pattern: re.Pattern[str] | None) -> None:
+    """The last lines drain NAME (main, audit) received, as `simctl logs` shows them.
+
+    The drain's own store is searched (what was delivered, not what logplex sent), so a
+    line missing here and present in `simctl logs` was lost on the way."""
+    proc = names.resolve(backend.require_state(), f"drain-{name}", backend.find("drain")) \
+        or names.resolve(backend.require_state(), name, backend.find("drain"))
+    if proc is None:
+        drains = sorted(p.name.removeprefix("drain-") for p in backend.find("drain"))
+        raise InvalidInput(f"no drain {name!r} (drains: {', '.join(drains) or 'none'})"
+                           f"{did_you_mean(name, drains, listing=False)}")
+    query = {"limit": count, "last": 1} | ({"regex": pattern.pattern} if pattern else {})
+    rows = call("GET", f"{base_url(proc)}/messages?{urllib.parse.urlencode(query)}")
+    for row in rows if isinstance(rows, list) else []:
+        click.echo(printable(f"{row['timestamp']} {row['app']}[{row['proc']}]: {row['text']}"))
 
 
 @click.command()

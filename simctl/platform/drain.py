@@ -2,7 +2,8 @@
 
     POST /  (or /logs)   logplex-1 (Logplex's output variant); every message is stored
                          with its Logplex-Frame-Id and a sequence number
-    GET  /messages       ?since=SEQ&grep=TEXT&limit=N: JSON list, oldest first
+    GET  /messages       ?since=SEQ&grep=TEXT&regex=RE&limit=N: JSON list, oldest first;
+                         &last=1: the last N that match instead of the first N
     DELETE /messages     forget what was stored (counters keep counting)
     GET  /posts          ?since=N: the last posts (frame id, status given, headers seen),
                          failed ones included, so a retry's frame id can be compared
@@ -24,6 +25,7 @@ import hmac
 import itertools
 import json
 import random
+import re
 import time
 from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass
@@ -43,6 +45,7 @@ STORE = 100_000
 POSTS = 1_000
 MAX_LIMIT = 10_000
 MAX_DELAY_MS = 600_000
+MAX_REGEX = 1000
 ROW_FIELDS = ("seq", "frame_id", "duplicate", "received_at", "priority", "timestamp", "host",
               "app", "proc", "text")
 Row = tuple[int, str, bool, float, int, str, str, str, str, str]
@@ -85,6 +88,18 @@ def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) > high:
         _bad_request(f"{name} must be an integer from 0 to {high}")
     return int(raw)
+
+
+def _regex_query(request: web.Request) -> re.Pattern[str] | None:
+    raw = request.query.get("regex")
+    if not raw:
+        return None
+    if len(raw) > MAX_REGEX:
+        _bad_request(f"regex is longer than {MAX_REGEX} characters")
+    try:
+        return re.compile(raw)
+    except re.error as exc:
+        _bad_request(f"regex {raw!r} is not a regular expression: {exc}")
 
 
 class DrainService(Service):
@@ -221,12 +236,18 @@ class DrainService(Service):
         since = _int_query(request, "since", 0, 2**62)
         limit = _int_query(request, "limit", 1000, MAX_LIMIT)
         grep = request.query.get("grep", "")
+        pattern = _regex_query(request)
+        last = request.query.get("last", "0") == "1"
         store = self.store
         start = max(0, since - store[0][0] + 1) if store else 0
-        rows = itertools.islice(store, start, None)
+        rows: Any = itertools.islice(store, start, None)
         if grep:  # on the display line, so "heroku[router]" or "Error L10" both match
             rows = (r for r in rows if grep in f"{r[5]} {r[7]}[{r[8]}]: {r[9]}")
-        out = [dict(zip(ROW_FIELDS, row, strict=True)) for row in itertools.islice(rows, limit)]
+        if pattern is not None:
+            rows = (r for r in rows if pattern.search(f"{r[5]} {r[7]}[{r[8]}]: {r[9]}"))
+        # last=1 (simctl drain logs -n): the filter runs over the whole store, then the last N
+        picked = deque(rows, maxlen=limit) if last else itertools.islice(rows, limit)
+        out = [dict(zip(ROW_FIELDS, row, strict=True)) for row in picked]
         return web.json_response(out)
 
     async def _clear(self, request: web.Request) -> web.Response:

@@ -64,6 +64,24 @@ def wait_gone(pids: list[int], timeout: float = 10) -> list[int]:
     return running(pids)
 
 
+def _filters_run_before_num(env) -> None:
+    """`logs -n 1 --grep` is the last matching line, not the last line if it matches; the
+    boot lines are long followed by router and app lines, so only the former finds them."""
+    booted = sim(env, "logs", "-n", "1", "--grep", r"heroku\[web\.\d\]: Starting process")
+    assert booted.returncode == 0, booted.stderr
+    assert len(booted.stdout.splitlines()) == 1, booted.stdout
+    deadline = time.monotonic() + 10
+    received = sim(env, "drain", "logs", "main", "-n", "1", "--grep", "Starting process")
+    while not received.stdout and time.monotonic() < deadline:  # delivery is asynchronous
+        time.sleep(0.2)
+        received = sim(env, "drain", "logs", "main", "-n", "1", "--grep", "Starting process")
+    assert len(received.stdout.splitlines()) == 1, received
+    assert "heroku[web." in received.stdout
+    bad = sim(env, "drain", "logs", "nosuch")
+    assert (bad.returncode, bad.stderr.splitlines()[0]) == (
+        2, "error: no drain 'nosuch' (drains: audit, main)")
+
+
 def test_up_curl_logs_status_down(env):
     up = sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET))
     pids = state_pids(env)
@@ -81,6 +99,7 @@ def test_up_curl_logs_status_down(env):
             logs = sim(env, "logs", "-n", "50").stdout
             time.sleep(0.2)
         assert ROUTER_LINE.search(logs), logs
+        _filters_run_before_num(env)
         status = sim(env, "status")
         assert status.returncode == 0
         assert "router-1" in status.stdout

@@ -208,3 +208,18 @@ def test_bad_cli_options(args: list[str]) -> None:
     assert result.exit_code == 2
     assert "Error: Invalid value for" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_messages_regex_and_the_last_n_that_match(
+        drain: DrainService, http: aiohttp.ClientSession) -> None:
+    """`simctl drain logs -n N --grep RE`: the filter runs over the whole store, then the
+    last N of what matched (not the last N lines, then the filter)."""
+    texts = [f"status={500 if i % 10 == 0 else 200} n={i}" for i in range(100)]
+    assert await post(http, drain, frame(*texts), "f1") == 200
+    last = await get(http, drain.url + "/messages", regex=r"status=5\d\d", limit=3, last=1)
+    assert [m["text"] for m in last] == ["status=500 n=70", "status=500 n=80", "status=500 n=90"]
+    first = await get(http, drain.url + "/messages", regex=r"app\[web\.1\]: status=5", limit=2)
+    assert [m["text"] for m in first] == ["status=500 n=0", "status=500 n=10"]
+    async with http.get(drain.url + "/messages", params={"regex": "("}) as resp:
+        assert resp.status == 400
+        assert "not a regular expression" in (await resp.json())["error"]
