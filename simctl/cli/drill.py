@@ -228,6 +228,7 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
                                f"{project!r}: end it first (`simctl drill end`)")
     backend = _ensure_stack(project, timing, port_offset)
     stack_timing = backend.require_state().timing
+    _wait_healthy(backend)
     if window is None:
         delay_s = conductor.GUIDED_DELAY if guided else 0.0
     else:
@@ -287,6 +288,16 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
         lines.insert(1, "scenario and schedule hidden from responders"
                      + (", fault plane concealed" if conceal else ""))
     _emit(data, as_json, lines)
+
+
+def _wait_healthy(backend: Any, timeout: float = 30.0) -> None:
+    """A stack just reset (routers resyncing after the last drill) is briefly degraded; the
+    conductor's preflight wants every service healthy, and says which is not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(row.health.ok for row in backend.status()):
+            return
+        time.sleep(0.5)
 
 
 def _wait_armed(d: drill_state.Drill, proc: Any) -> None:
