@@ -354,7 +354,7 @@ def status_data(d: drill_state.Drill, full: bool = False) -> dict[str, Any]:
         data["faults_applied"] = [e.get("name") for e in shown
                                   if e.get("kind") == "fault_applied"]
     if d.options.get("guided") or not secret:
-        data["objectives"] = list(scenario.objectives)
+        data["objectives"] = [getattr(o, "text", o) for o in scenario.objectives]
     if d.error and not secret:
         data["error"] = d.error
     return data

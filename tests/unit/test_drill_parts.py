@@ -166,6 +166,10 @@ def test_hints_come_in_order_with_a_penalty_then_run_out(state_dir: Path) -> Non
     status = json.loads(runner.invoke(main, ["drill", "status", "--json"]).output)
     assert status["hints_left"] == 0
     assert status["scenario"] == "slow-dyno"
+    texts = [getattr(o, "text", o) for o in
+             load_scenario(catalog.resolve_scenario("slow-dyno")).objectives]
+    assert status["objectives"] == texts
+    assert all(isinstance(t, str) for t in texts)
 
 
 def test_the_next_command_ends_a_drill_whose_conductor_is_gone(state_dir: Path) -> None:
