@@ -29,7 +29,9 @@ MAX_DYNOS = 20
 DEFAULT_DYNOS = 3  # as many as the built-in app, so the catalogue's scenarios fit
 _APP = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_APP_KEYS = {"procfile", "dynos", "env"}
+_APP_KEYS = {"procfile", "image", "dynos", "env"}
+# a Docker image reference: [registry/]name[:tag][@digest], as `docker run` takes it
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[0-9a-f]{64})?$")
 
 
 @dataclass
@@ -40,6 +42,7 @@ class AppSpec:
     dynos: int = DEFAULT_DYNOS
     env: dict[str, str] = field(default_factory=dict)
     shell: bool = False  # run the command with sh -c (the user passed --allow-shell)
+    image: str = ""  # a container image instead of a Procfile (the compose backend)
 
     @property
     def cwd(self) -> str:
@@ -73,18 +76,28 @@ def _app(name: str, path: Path, dynos: int, env: dict[str, str], allow_shell: bo
                    shell=bool(procfile.shell_syntax(command)))
 
 
-def parse_option(value: str, dynos: int, allow_shell: bool) -> AppSpec:
-    """``NAME=PROCFILE_OR_DIR`` from the command line."""
+def image_app(name: str, image: str, dynos: int, env: dict[str, str], where: str) -> AppSpec:
+    if not _IMAGE.match(image):
+        raise InvalidInput(f"{where}: {image!r} is not an image reference")
+    return AppSpec(check_name(name), "", "", dynos, env, image=image)
+
+
+def parse_option(value: str, dynos: int, allow_shell: bool, images: bool = False) -> AppSpec:
+    """``NAME=PROCFILE_OR_DIR`` from the command line; ``NAME=IMAGE`` with ``images``
+    (the compose backend)."""
     name, sep, path = value.partition("=")
     if not sep or not path:
-        raise InvalidInput(f"--app {value!r}: expected NAME=PROCFILE_OR_DIR")
+        raise InvalidInput(f"--app {value!r}: expected NAME=PROCFILE_OR_DIR"
+                           + (" or NAME=IMAGE" if images else ""))
+    if images:
+        return image_app(name, path, dynos, {}, f"--app {value!r}")
     if not Path(path).expanduser().exists():
         raise InvalidInput(f"--app {value!r}: {path} is not a Procfile or a directory holding "
-                           "one (container images are not supported yet: docs/apps.md)")
+                           "one (images run on the compose backend: docs/apps.md)")
     return _app(check_name(name), Path(path).expanduser(), dynos, {}, allow_shell)
 
 
-def load_project_file(path: Path, allow_shell: bool) -> list[AppSpec]:
+def load_project_file(path: Path, allow_shell: bool, images: bool = False) -> list[AppSpec]:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -99,8 +112,8 @@ def load_project_file(path: Path, allow_shell: bool) -> list[AppSpec]:
     for name, entry in raw["apps"].items():
         where = f"{path}: apps.{name}"
         check_name(str(name))
-        if not isinstance(entry, dict) or "procfile" not in entry:
-            raise InvalidInput(f"{where}: expected a mapping with `procfile`")
+        if not isinstance(entry, dict) or ("procfile" in entry) == ("image" in entry):
+            raise InvalidInput(f"{where}: expected a mapping with `procfile` or `image`")
         unknown = set(entry) - _APP_KEYS
         if unknown:
             raise InvalidInput(f"{where}: unknown key {sorted(unknown)[0]!r} (known: "
@@ -111,13 +124,23 @@ def load_project_file(path: Path, allow_shell: bool) -> list[AppSpec]:
                 for k, v in env.items()):
             raise InvalidInput(f"{where}.env: expected KEY: value pairs")
         dynos = check_dynos(entry.get("dynos", DEFAULT_DYNOS), where)
+        if "image" in entry:
+            if not images:
+                raise InvalidInput(f"{where}: `image` runs on the compose backend only "
+                                   "(`simctl up --backend compose`; docs/apps.md)")
+            apps.append(image_app(str(name), str(entry["image"]), dynos,
+                                  {str(k): str(v) for k, v in env.items()}, where))
+            continue
+        if images:
+            raise InvalidInput(f"{where}: the compose backend runs an `image`, not a "
+                               "`procfile` (docs/apps.md)")
         apps.append(_app(str(name), path.parent / str(entry["procfile"]), dynos,
                          {str(k): str(v) for k, v in env.items()}, allow_shell))
     return apps
 
 
 def resolve(options: tuple[str, ...], dynos: int | None, config: Path | None,
-            cwd: Path, allow_shell: bool = False) -> list[AppSpec]:
+            cwd: Path, allow_shell: bool = False, images: bool = False) -> list[AppSpec]:
     """The apps to run: the project file (--config, else ./simctl.yaml when no --app is
     given), then --app options (replacing a file's app of the same name); --dynos N sets
     every app's count."""
@@ -125,10 +148,10 @@ def resolve(options: tuple[str, ...], dynos: int | None, config: Path | None,
     if config is None and not options and (cwd / PROJECT_FILE).is_file():
         config = cwd / PROJECT_FILE
     if config is not None:
-        for app in load_project_file(config, allow_shell):
+        for app in load_project_file(config, allow_shell, images):
             apps[app.name] = app
     for value in options:
-        app = parse_option(value, dynos or DEFAULT_DYNOS, allow_shell)
+        app = parse_option(value, dynos or DEFAULT_DYNOS, allow_shell, images)
         apps[app.name] = app
     if dynos is not None:
         check_dynos(dynos, "--dynos")

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,12 +29,14 @@ from typing import Any
 
 import yaml
 
+from simctl.apps import compose_apps
+from simctl.apps.config import saved_apps
 from simctl.backends import procs, prometheus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.local import DEFAULT_PROJECT, ServiceStatus
 from simctl.backends.names import canonical
 from simctl.backends.project import ProjectQueries
-from simctl.backends.state import ProcessState, ProjectState, check_project
+from simctl.backends.state import ProcessState, ProjectState, check_project, state_root
 from simctl.errors import AddressInUse, InvalidInput, StackStartError
 from simctl.faults.client import ToxiproxyClient
 from simctl.stack.definition import StackDefinition, interpolate, load
@@ -102,8 +105,10 @@ class ComposeBackend(ProjectQueries):
         toxiproxy_url: str | None = None,
         stack_dir: Path | None = None,
         start_timeout: float = 120.0,
+        apps: list[Any] | None = None,
     ) -> None:
         self.project = check_project(project)
+        self.apps = list(apps or [])  # simctl.apps.config.AppSpec with an image (docs/apps.md)
         self.timing = timing
         if port_offset:
             raise InvalidInput("--port-offset is not supported by the compose backend "
@@ -164,7 +169,20 @@ class ComposeBackend(ProjectQueries):
              "enabled": p.get("enabled", True)}
             for p in links
         ]
+        if self._apps():  # web.K reaches the app's $PORT in dyno-K's network namespace
+            for spec in definition.by_role("dyno"):
+                index = _index(str(spec.labels.get("dyno")))
+                for proxy in definition.proxies:
+                    if proxy["name"] == spec.labels.get("dyno"):
+                        proxy["upstream"] = f"{spec.name}:{compose_apps.app_port(index)}"
         return definition
+
+    def _apps(self) -> list[Any]:
+        """The project's own apps: those `up` was given, else those its state recorded."""
+        return self.apps or saved_apps(self.state())
+
+    def _override(self) -> Path:
+        return state_root() / self.project / compose_apps.OVERRIDE_FILE
 
     def compose_file(self) -> Path:
         return self.definition().directory / "compose.yaml"
@@ -175,6 +193,8 @@ class ComposeBackend(ProjectQueries):
         files = [self.compose_file()]
         if self._prometheus_env:
             files.append(files[0].with_name(prometheus.OVERRIDE_FILE))
+        if self._override().is_file():
+            files.append(self._override())
         command = [*compose_command(), "-p", self.project,
                    *(arg for file in files for arg in ("-f", str(file))), *args]
         result = subprocess.run(command, capture_output=True, text=True, env=env,
@@ -229,6 +249,7 @@ class ComposeBackend(ProjectQueries):
         except Exception:
             raise StackStartError(f"image {self.image} does not exist; run `simctl stack build`") \
                 from None
+        self._check_apps()
         if self.prometheus:
             self._check_prometheus()
         self._check_ports()
@@ -246,8 +267,10 @@ class ComposeBackend(ProjectQueries):
             embedded_toxiproxy=True,
             started_at=time.time(),
         )
+        state.apps = [app.to_dict() for app in self.apps]
         state.save()
         try:
+            self._write_override()
             if self.prometheus:
                 monitor = _raw_compose(definition.directory)["services"].get("monitor") or {}
                 command = [interpolate(str(a), self._env()) for a in monitor.get("command", [])]
@@ -270,6 +293,10 @@ class ComposeBackend(ProjectQueries):
             missing = [p for p in definition.proxies if p["name"] not in present]
             if missing:
                 client.populate(missing)
+            for proxy in definition.proxies:  # the app's links (toxiproxy.json has dyno-K:74xx)
+                if proxy["name"] in present and present[proxy["name"]].upstream \
+                        != proxy["upstream"]:
+                    client.update_proxy(proxy["name"], upstream=proxy["upstream"])
             state.endpoints = _endpoints(definition)
             if self.prometheus:
                 state.endpoints[prometheus.SERVICE] = f"http://127.0.0.1:{prometheus.PORT}"
@@ -279,10 +306,49 @@ class ComposeBackend(ProjectQueries):
                     state.templates[app] = asdict(proc)
             state.complete = True
             state.save()
+            if self.apps:
+                self._start_relay(state)
+                if self.apps[0].dynos < len(definition.by_role("dyno")):
+                    self.scale(self.apps[0].name, self.apps[0].dynos)
             return state
         except BaseException:
             self._down(state)
             raise
+
+    def _check_apps(self) -> None:
+        """Before anything starts: the apps fit the compose file and their images exist."""
+        if not self.apps:
+            return
+        definition = load(self.stack_dir, env=self._env())
+        compose_apps.check(self.apps, len(definition.by_role("dyno")))
+        for app in self.apps:
+            try:
+                self.docker().images.get(app.image)
+            except Exception:  # ImageNotFound
+                raise StackStartError(f"app {app.name!r}: image {app.image} does not exist "
+                                      "(docker build or pull it first)") from None
+
+    def _write_override(self) -> None:
+        """The apps' override file in the state folder, or none (docs/apps.md)."""
+        self._override().unlink(missing_ok=True)
+        if not self.apps:
+            return
+        raw = _raw_compose(self.definition().directory)
+        dynos = {name: spec.get("x-simctl") or {} for name, spec in raw["services"].items()
+                 if (spec.get("x-simctl") or {}).get("role") == "dyno"}
+        compose_apps.write_override(self._override().parent,
+                                    compose_apps.override(self.apps[0], dynos, self.timing))
+
+    def _start_relay(self, state: ProjectState) -> None:
+        """The host process that follows the app's containers (simctl/apps/container_relay.py);
+        `down` ends it by the project's owner mark."""
+        app = self.apps[0]
+        command = [sys.executable, "-m", "simctl.apps.container_relay", "--project",
+                   self.project, "--app", app.name, "--logplex-url",
+                   "http://127.0.0.1:21301/logs", "--sync-url", self.url_of("sync"),
+                   "--timing", self.timing]
+        procs.spawn(command, procs.owner_env(state.folder),
+                    state.folder / "logs" / "container-relay.log")
 
     def _check_ports(self) -> None:
         """Before anything starts: every port compose.yaml publishes is free (another stack,
@@ -350,6 +416,7 @@ class ComposeBackend(ProjectQueries):
         names = sorted(state.processes) or sorted(
             c.labels.get(SERVICE_LABEL, c.name) for c in self.containers()
         )
+        procs.terminate_owned(state.folder)  # the apps' relay first: it would restart them
         for container in self.containers():
             if container.status == "paused":  # compose v1 cannot stop a paused container
                 container.unpause()
@@ -362,6 +429,7 @@ class ComposeBackend(ProjectQueries):
         if left:
             raise StackStartError(f"project {self.project!r}: still left after down: "
                                   + ", ".join(left))
+        self._override().unlink(missing_ok=True)
         state.remove()
         return names
 
@@ -518,9 +586,12 @@ class ComposeBackend(ProjectQueries):
         if count > len(defined):
             raise InvalidInput(f"the compose backend runs at most {len(defined)} dynos of "
                                f"{app!r} (the dyno services of stack/compose.yaml)")
+        paired = (lambda name: [compose_apps.app_service(name)]) if self._apps() \
+            else (lambda name: [])  # an app dyno's container goes and comes with it
         for spec in defined[:count]:
             if spec.name not in state.processes or not self._running(spec.name):
-                self._compose("up", "-d", "--no-deps", "--no-build", spec.name)
+                self._compose("up", "-d", "--no-deps", "--no-build", spec.name,
+                              *paired(spec.name))
                 state.processes[spec.name] = ProcessState(
                     name=spec.name, pid=0, pgid=0, started=0.0, command=spec.command,
                     role=spec.role, health_url=spec.health_url, labels=dict(spec.labels))
@@ -529,7 +600,7 @@ class ComposeBackend(ProjectQueries):
                 self._wait(state, [spec.name])
         for spec in defined[count:]:
             if spec.name in state.processes:
-                self._compose("rm", "-s", "-f", spec.name, check=False)
+                self._compose("rm", "-s", "-f", *paired(spec.name), spec.name, check=False)
                 del state.processes[spec.name]
         state.save()
         names = [str(s.labels["dyno"]) for s in defined[:count]]

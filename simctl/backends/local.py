@@ -12,17 +12,17 @@ import os
 import re
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from simctl.apps import stack as apps_stack
 from simctl.apps.config import saved_apps
 from simctl.backends import fault_plane, procs, prometheus
+from simctl.backends.base import ServiceStatus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.names import canonical
 from simctl.backends.project import ProjectQueries
-from simctl.backends.rotation import out_of_rotation
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import AddressInUse, InvalidInput, SimctlError, StackStartError
 from simctl.faults.client import ToxiproxyClient
@@ -31,15 +31,7 @@ from simctl.stack.definition import ServiceSpec, StackDefinition, load
 
 DEFAULT_PROJECT = "simctl"
 
-
-@dataclass
-class ServiceStatus:
-    name: str
-    role: str
-    pid: int
-    running: bool
-    paused: bool
-    health: HealthReport
+__all__ = ["DEFAULT_PROJECT", "LocalBackend", "ServiceStatus"]  # ServiceStatus: backends.base
 
 
 class LocalBackend(ProjectQueries):
@@ -261,7 +253,8 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         out = []
         for proc in state.processes.values():
-            running = procs.alive(proc.pid, proc.started)
+            # killed on purpose is down at once, though its process may take a moment to go
+            running = not proc.stopped and procs.alive(proc.pid, proc.started)
             if not running:
                 ended = (proc.ended_by or "killed") if proc.stopped else "exited"
                 health = HealthReport(False, ended)
@@ -300,7 +293,9 @@ class LocalBackend(ProjectQueries):
     def pause(self, name: str) -> None:
         state = self.require_state()
         proc = self._process(state, name)
-        if not procs.signal_group(proc.pgid, signal.SIGSTOP):
+        # a killed process may take signals a moment longer: what killed it says it is down
+        if proc.stopped or not procs.alive(proc.pid, proc.started) \
+                or not procs.signal_group(proc.pgid, signal.SIGSTOP):
             raise InvalidInput(f"{canonical(proc)} is not running")
         proc.paused = True
         state.save()
@@ -316,9 +311,8 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         self._save_links(state, proc)
-        with out_of_rotation(state, proc):  # a dyno: no request meets it half-restarted
-            procs.terminate_groups([proc.pgid])
-            self._start(state, proc)
+        procs.terminate_groups([proc.pgid])
+        self._start(state, proc)
 
     def stop(self, name: str) -> None:
         """Stop a service gracefully (SIGTERM, then SIGKILL); `start` brings it back."""
@@ -457,7 +451,7 @@ class LocalBackend(ProjectQueries):
         return [
             p.name
             for p in state.processes.values()
-            if p.paused or not procs.alive(p.pid, p.started)
+            if p.paused or p.stopped or not procs.alive(p.pid, p.started)
         ]
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
-from simctl.backends.local import DEFAULT_PROJECT, LocalBackend
+from simctl.backends import factory
+from simctl.backends.base import Backend
+from simctl.backends.local import DEFAULT_PROJECT
 
 
 def default_project() -> str:
@@ -33,12 +35,6 @@ def project_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def backend_for(project: str) -> LocalBackend:
+def backend_for(project: str) -> Backend:
     """The backend that runs `project` (the one recorded in its state, else local)."""
-    backend = LocalBackend(project)
-    state = backend.state()
-    if state is not None and state.backend == "compose":
-        from simctl.backends.compose import ComposeBackend  # noqa: PLC0415
-
-        return ComposeBackend(project)  # type: ignore[return-value]
-    return backend
+    return factory.for_project(project)

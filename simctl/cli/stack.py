@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simctl.backends import names
-from simctl.backends.local import LocalBackend
+from simctl.backends import factory, names
+from simctl.backends.base import Backend
 from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
 from simctl.cli.render import echo_json, json_option
@@ -88,14 +89,9 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
                            "docs/apps.md)")
     apps = resolve(app_options, dynos, config_path, Path.cwd(), allow_shell) \
         if backend_name == "local" else []
-    if backend_name == "compose":
-        from simctl.backends.compose import ComposeBackend
-
-        backend = ComposeBackend(project, timing=timing, port_offset=port_offset,
-                                 toxiproxy_url=external)
-    else:
-        backend = LocalBackend(project, timing=timing, port_offset=port_offset,
-                               toxiproxy_url=external, apps=apps)
+    options: dict[str, Any] = {"apps": apps} if apps else {}  # only local runs your apps
+    backend = factory.create(backend_name, project, timing=timing, port_offset=port_offset,
+                             toxiproxy_url=external, **options)
     backend.prometheus = prometheus
     started = time.monotonic()
     try:
@@ -129,7 +125,7 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
 
 @click.command()
 @project_option
-def down(backend: LocalBackend) -> None:
+def down(backend: Backend) -> None:
     """Stop every process of the stack (safe to run twice, or after simctl was killed)."""
     names = backend.down()
     if not names and backend.name == "local":
@@ -157,7 +153,7 @@ def _compose_leftovers_down(project: str) -> list[str]:
 @click.command()
 @json_option
 @project_option
-def status(backend: LocalBackend, as_json: bool) -> None:
+def status(backend: Backend, as_json: bool) -> None:
     """Health of every service, endpoints and key SLIs."""
     state = backend.require_state()
     rows = backend.status()
@@ -194,7 +190,7 @@ def _process_fault(verb: str, help_text: str):
     @click.command(verb, help=help_text)
     @click.argument("service")
     @project_option
-    def command(backend: LocalBackend, service: str) -> None:
+    def command(backend: Backend, service: str) -> None:
         proc = names.service(backend, service)  # any alias: web.1, dyno-1, router.1, edge.1
         getattr(backend, verb)(proc.name)
         console.print(f"{verb}: {names.canonical(proc)}")
@@ -218,7 +214,7 @@ def _cpu_limit(value: str) -> float | None:
 @click.argument("service")
 @click.argument("limit", metavar="CPUS|none")
 @project_option
-def cpu(backend: LocalBackend, service: str, limit: str) -> None:
+def cpu(backend: Backend, service: str, limit: str) -> None:
     """Limit a service to CPUS cores (e.g. 0.05, to saturate TLS), or `none` to lift it
     (compose backend: the container's CPU quota)."""
     cpus = _cpu_limit(limit)
@@ -231,7 +227,7 @@ def cpu(backend: LocalBackend, service: str, limit: str) -> None:
 @click.command()
 @click.argument("service")
 @project_option
-def disconnect(backend: LocalBackend, service: str) -> None:
+def disconnect(backend: Backend, service: str) -> None:
     """Cut a service off the stack's network, a partition (compose backend); `connect`
     undoes it."""
     service = names.service(backend, service).name
@@ -242,7 +238,7 @@ def disconnect(backend: LocalBackend, service: str) -> None:
 @click.command()
 @click.argument("service")
 @project_option
-def connect(backend: LocalBackend, service: str) -> None:
+def connect(backend: Backend, service: str) -> None:
     """Put a disconnected service back on the stack's network (compose backend)."""
     service = names.service(backend, service).name
     backend.partition(service, connected=True)

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simctl.backends.base import Backend
 from simctl.cli.options import default_project
 from simctl.errors import (
     EXIT_FAILED,
@@ -242,7 +243,7 @@ def _seeded_environment(seed: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _reusable(backend: Any) -> bool:
+def _reusable(backend: Backend) -> bool:
     from simctl.backends import procs
 
     state = backend.state()
@@ -345,7 +346,7 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            report_dir: str | None = None, app_agnostic: bool = False) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
-    from simctl.backends.local import LocalBackend
+    from simctl.backends import factory
     from simctl.scenario import interrupts
 
     if config_path:  # lint and the stack verify starts read the apps from it
@@ -373,21 +374,15 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
         raise InvalidInput(f"--report {report_dir}: not a directory")
     console = _console()
     wanted_timing = timing or "fast"
-    backend_class: Any = LocalBackend
-    if backend_name == "compose":
-        from simctl.backends.compose import ComposeBackend
-
-        backend_class = ComposeBackend
-    existing = LocalBackend(project).state()
-    if existing is not None and existing.backend == "compose":
-        from simctl.backends.compose import ComposeBackend
-
-        backend_class = ComposeBackend  # a running compose stack is reused as such
-    backend = backend_class(project, timing=wanted_timing, port_offset=port_offset)
-    if backend_class is LocalBackend:  # a stack verify starts runs the project file's apps
+    # a running stack is reused with the backend it runs on
+    chosen = factory.recorded(project) or backend_name
+    options: dict[str, Any] = {}
+    if chosen == "local":  # a stack verify starts runs the project file's apps
         from simctl.apps.config import project_apps
 
-        backend.apps = project_apps(allow_shell=allow_shell)
+        options["apps"] = project_apps(allow_shell=allow_shell)
+    backend = factory.create(chosen, project, timing=wanted_timing, port_offset=port_offset,
+                             **options)
     outcomes = _outcomes(selected, control)
     started_stack = False
     baseline = Baseline()
@@ -401,8 +396,8 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
                     state = backend.require_state()
                     stack_timing = state.timing
                     # act on the stack as it was started (its ports), not as asked now
-                    backend = backend_class(project, timing=state.timing,
-                                            port_offset=state.port_offset)
+                    backend = factory.create(chosen, project, timing=state.timing,
+                                             port_offset=state.port_offset)
                     console.print(f"reusing the running stack {project!r} ({state.timing} "
                                   "timing); it stays up afterwards")
                     if timing and timing != state.timing:
@@ -495,7 +490,7 @@ class Baseline:
     dirty: bool = False
 
 
-def _reset(console: Console, backend: Any, baseline: Baseline) -> None:
+def _reset(console: Console, backend: Backend, baseline: Baseline) -> None:
     from simctl.scenario.reset import reset_stack
 
     try:
@@ -507,7 +502,7 @@ def _reset(console: Console, backend: Any, baseline: Baseline) -> None:
         console.print(Text(f"  warning: reset failed: {exc}", style="yellow"))
 
 
-def _run_all(console: Console, backend: Any, outcomes: list[Outcome], seed: int | None,
+def _run_all(console: Console, backend: Backend, outcomes: list[Outcome], seed: int | None,
              timing: str, fail_fast: bool, allow_shell: bool, *, reset_after_last: bool,
              control: str | None = None, baseline: Baseline | None = None) -> int:
     """Run every scenario; reset the stack to its baseline between two (and after the
@@ -587,7 +582,7 @@ def _interrupted(console: Console, outcomes: list[Outcome], exc: BaseException) 
 
 
 def _drill_reports(console: Console, outcomes: list[Outcome], folder: str,
-                   backend: Any) -> None:
+                   backend: Backend) -> None:
     """`--report DIR`: each run as a drill report (simctl.drill.from_verify)."""
     from simctl.drill.from_verify import write_reports
     from simctl.scenario.alert_watch import monitor_url

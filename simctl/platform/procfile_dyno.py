@@ -69,7 +69,8 @@ class ProcfileDyno(Service):
 
     def __init__(self, *, timing: Timing = HEROKU, dyno: str, heroku_dyno: str, app: str,
                  command: str, cwd: str, port: int, env: dict[str, str], shell: bool,
-                 logplex: str | None, sync_url: str | None = None) -> None:
+                 logplex: str | None, sync_url: str | None = None,
+                 attach: bool = False) -> None:
         super().__init__(timing)
         self.dyno = dyno  # the name in the route table and the fault plane, e.g. web.1
         self.heroku_dyno = heroku_dyno  # $DYNO and the log PROCID, e.g. web.1
@@ -91,6 +92,7 @@ class ProcfileDyno(Service):
         self.sync_url = sync_url.rstrip("/") if sync_url else None
         self._session: aiohttp.ClientSession | None = None
         self.has_been_up = False
+        self.attach = attach  # probe $PORT only: the process is another container's
         self._state = "starting"
         self.up_gauge = Gauge("dyno_up", "1 once $PORT accepts connections",
                               registry=self.registry)
@@ -132,10 +134,30 @@ class ProcfileDyno(Service):
             await self.shipper.start()
         if self.sync_url:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3))
+        if self.attach:
+            self._supervisor = asyncio.get_running_loop().create_task(self._probe_only())
+            return
         if not await self._spawn():
             self._fail(f"{self.heroku_dyno}: `{self.command}` could not start: {self._spawn_error}")
             return
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _probe_only(self) -> None:
+        """`--attach`: the process runs in a container sharing this network namespace
+        (the compose backend; docs/apps.md): /health follows whether $PORT accepts."""
+        while True:
+            if await self._bound():
+                if not self.has_been_up:
+                    self.health.set("ok", f"{self.heroku_dyno}: {self.command} on $PORT "
+                                          f"{self.app_port}")
+                    self.up_gauge.set(1)
+                    self.has_been_up = True
+            elif self.has_been_up:
+                self.health.set("crashed", f"{self.heroku_dyno}: nothing accepts on $PORT "
+                                           f"{self.app_port}")
+                self.up_gauge.set(0)
+                self.has_been_up = False
+            await asyncio.sleep(0.5)
 
     async def _spawn(self) -> bool:
         """Start the process and relay its output; False (its exit line written) if it
@@ -351,17 +373,20 @@ def _env_pair(ctx: click.Context, param: click.Parameter, values: tuple[str, ...
 @click.option("--logplex-url", default=None, help="Logplex ingest URL.")
 @click.option("--sync-url", default=None,
               help="Sync's URL: a crash marks the dyno crashed there, a restart up again.")
+@click.option("--attach", is_flag=True,
+              help="Run nothing: the process is a container sharing this network namespace; "
+                   "only probe $PORT (the compose backend).")
 @click.option("--timing", type=click.Choice(sorted(PROFILES)), default="heroku")
 @click.option("--log-level", default="info")
 def command(host: str, admin_port: int, port: int, dyno: str, app_name: str,
             command_line: str, cwd: str, env: dict[str, str], shell: bool,
-            logplex_url: str | None, sync_url: str | None, timing: str, log_level: str
-            ) -> None:
+            logplex_url: str | None, sync_url: str | None, attach: bool, timing: str,
+            log_level: str) -> None:
     logplex = checked_logplex_url(logplex_url)
     index = dyno.rsplit(".", 1)[-1]
     service = ProcfileDyno(timing=PROFILES[timing], dyno=dyno, heroku_dyno=f"web.{index}",
                            app=app_name, command=command_line, cwd=cwd, port=port, env=env,
-                           shell=shell, logplex=logplex, sync_url=sync_url)
+                           shell=shell, logplex=logplex, sync_url=sync_url, attach=attach)
     setup_logging(log_level)
     try:
         asyncio.run(serve(service, host, admin_port))

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from simctl.backends.base import Backend
 from simctl.backends.http import call
 from simctl.backends.project import base_url
 from simctl.errors import InvalidInput, ToxiproxyError
@@ -75,7 +76,7 @@ def _short(data: Any, limit: int = 300) -> str:
 class Actions:
     """Fault actions against one running stack."""
 
-    def __init__(self, backend: Any, client: ToxiproxyClient, load: LoadRunner | None,
+    def __init__(self, backend: Backend, client: ToxiproxyClient, load: LoadRunner | None,
                  loop: BackgroundLoop | None = None) -> None:
         self.backend = backend
         self.client = client

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from simctl.backends.base import Backend
 from simctl.backends.project import base_url
 
 POLL = 0.5
@@ -110,7 +111,7 @@ def _unix(rfc3339: Any) -> float:
         return 0.0
 
 
-def monitor_url(backend: Any) -> str | None:
+def monitor_url(backend: Backend) -> str | None:
     state = backend.state()
     if state is None:
         return None

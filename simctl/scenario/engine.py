@@ -46,6 +46,7 @@ from typing import Any
 
 import psutil
 
+from simctl.backends.base import Backend
 from simctl.errors import InvalidInput, SimctlError
 from simctl.faults.client import ToxiproxyClient
 from simctl.load.edges import edges_for, url_of
@@ -158,7 +159,7 @@ class _Stop(Exception):
 
 def run_scenario(
     scenario: Scenario,
-    backend: Any,
+    backend: Backend,
     *,
     seed: int | None = None,
     timing: str | None = None,
@@ -177,7 +178,7 @@ def run_scenario(
 
 
 class _Run:
-    def __init__(self, scenario: Scenario, backend: Any, *, seed: int | None,
+    def __init__(self, scenario: Scenario, backend: Backend, *, seed: int | None,
                  timing: str | None, listener: Listener | None, options: EngineOptions,
                  runbook: str | Path | None) -> None:
         self.scenario = scenario

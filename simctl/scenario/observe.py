@@ -35,6 +35,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from simctl.backends import procs
+from simctl.backends.base import Backend
 from simctl.backends.project import base_url
 from simctl.scenario.expressions import (
     HealthProbe,
@@ -88,7 +89,7 @@ class TailFeed:
 
 
 class Observer:
-    def __init__(self, backend: Any, loop: BackgroundLoop, probes: Sequence[Probe],
+    def __init__(self, backend: Backend, loop: BackgroundLoop, probes: Sequence[Probe],
                  load: LoadRunner | None = None, *, app: str = "web", timeout: float = 1.5,
                  window: float = 5.0) -> None:
         self.backend = backend

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simctl.backends.base import Backend
 from simctl.backends.http import call
 from simctl.backends.project import base_url
 from simctl.faults.client import ToxiproxyClient
@@ -25,11 +26,11 @@ from simctl.faults.client import ToxiproxyClient
 RODS = ("deny_drain_forwarding", "deny_tail_sessions", "deny_logs_ingress")
 
 
-def client_for(backend: Any) -> ToxiproxyClient:
+def client_for(backend: Backend) -> ToxiproxyClient:
     return ToxiproxyClient(backend.require_state().toxiproxy_url, timeout=5)
 
 
-def find_residue(backend: Any, client: ToxiproxyClient | None = None) -> list[str]:
+def find_residue(backend: Backend, client: ToxiproxyClient | None = None) -> list[str]:
     """Every toxic, disabled proxy, paused or stopped service, one line each."""
     client = client or client_for(backend)
     found = []
@@ -45,7 +46,7 @@ def find_residue(backend: Any, client: ToxiproxyClient | None = None) -> list[st
     return found
 
 
-def clean_residue(backend: Any, client: ToxiproxyClient | None = None) -> list[str]:
+def clean_residue(backend: Backend, client: ToxiproxyClient | None = None) -> list[str]:
     """Remove every toxic, enable every proxy, resume or restart every service."""
     client = client or client_for(backend)
     done = []
@@ -66,7 +67,7 @@ def clean_residue(backend: Any, client: ToxiproxyClient | None = None) -> list[s
     return done
 
 
-def definition(backend: Any) -> Any:
+def definition(backend: Backend) -> Any:
     """The stack definition as the running project was started (its own port offset, not
     the one this backend object was made with)."""
     state = backend.require_state()
@@ -77,7 +78,7 @@ def definition(backend: Any) -> Any:
     return backend.definition()
 
 
-def _missing_proxies(client: ToxiproxyClient, backend: Any) -> list[str]:
+def _missing_proxies(client: ToxiproxyClient, backend: Backend) -> list[str]:
     """Re-create the proxies of the link map that were deleted (never touch the others)."""
     present = client.proxies()
     missing = [p for p in definition(backend).proxies if p["name"] not in present]
@@ -86,7 +87,7 @@ def _missing_proxies(client: ToxiproxyClient, backend: Any) -> list[str]:
     return [f"re-created proxy {p['name']}" for p in missing]
 
 
-def baseline_dynos(backend: Any) -> dict[str, int]:
+def baseline_dynos(backend: Backend) -> dict[str, int]:
     """Dynos per app as the stack definition has them (e.g. {"web": 3})."""
     counts: dict[str, int] = {}
     for spec in definition(backend).by_role("dyno"):
@@ -95,7 +96,7 @@ def baseline_dynos(backend: Any) -> dict[str, int]:
     return counts
 
 
-def reset_stack(backend: Any, client: ToxiproxyClient | None = None) -> list[str]:
+def reset_stack(backend: Backend, client: ToxiproxyClient | None = None) -> list[str]:
     """Bring a running stack back to its baseline; returns what was done, one line each.
 
     Every part is attempted even when one fails; the first failure is raised at the end.

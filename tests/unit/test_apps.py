@@ -69,7 +69,9 @@ def test_project_file_then_app_options_then_dynos(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("yaml_text", "message"), [
     ("apps: {web: {procfile: svc, dynos: 0}}", "dynos must be a whole number from 1 to 20"),
-    ("apps: {web: {procfile: svc, image: x}}", "unknown key 'image'"),
+    ("apps: {web: {procfile: svc, image: x}}", "expected a mapping with `procfile` or `image`"),
+    ("apps: {web: {image: shop-web:dev}}", "`image` runs on the compose backend only"),
+    ("apps: {web: {procfile: svc, nope: 1}}", "unknown key 'nope'"),
     ("apps: {Web: {procfile: svc}}", "invalid app name 'Web'"),
     ("apps: {web: {procfile: missing}}", "no such Procfile"),
     ("services: {}", "expected a mapping with one key, `apps`"),
@@ -109,3 +111,34 @@ def test_dynos_without_an_app_is_an_error(tmp_path: Path) -> None:
         resolve((), 2, None, tmp_path)
     with pytest.raises(InvalidInput, match="from 1 to 20"):
         resolve((), 0, None, tmp_path)
+
+
+def test_images_on_the_compose_backend(tmp_path: Path) -> None:
+    """`--app NAME=IMAGE` and `image:` are the compose backend's; its override file runs
+    the image beside each dyno's supervisor, in its network namespace."""
+    from simctl.apps import compose_apps
+
+    write(tmp_path / "simctl.yaml", "apps: {web: {image: shop-web:dev, dynos: 2, "
+                                    "env: {GREETING: hi}}}")
+    apps = resolve((), None, None, tmp_path, images=True)
+    assert [(a.name, a.image, a.dynos, a.env) for a in apps] == \
+        [("web", "shop-web:dev", 2, {"GREETING": "hi"})]
+    apps = resolve(("web=registry.example/shop:1.2",), 3, None, tmp_path, images=True)
+    assert [(a.name, a.image, a.dynos) for a in apps] == [("web", "registry.example/shop:1.2", 3)]
+    with pytest.raises(InvalidInput, match="is not an image reference"):
+        resolve(("web=Not An Image",), None, None, tmp_path, images=True)
+    with pytest.raises(InvalidInput, match="images run on the compose backend"):
+        resolve(("web=shop-web:dev",), None, None, tmp_path)
+    with pytest.raises(InvalidInput, match="at most 3 dynos"):
+        compose_apps.check(resolve(("web=x",), 4, None, tmp_path, images=True), 3)
+    with pytest.raises(InvalidInput, match="name it 'web'"):
+        compose_apps.check(resolve(("shop=x",), None, None, tmp_path, images=True), 3)
+    data = compose_apps.override(apps[0], {"dyno-1": {"dyno": "web.1",
+                                                      "health": "http://dyno-1:7401/health"}},
+                                 "fast")
+    sidecar, app = data["services"]["dyno-1"], data["services"]["dyno-1-app"]
+    assert "--attach" in sidecar["command"]
+    assert "7401" in sidecar["command"]
+    assert app["network_mode"] == "service:dyno-1"
+    assert app["environment"] == {"PORT": "8401", "DYNO": "web.1", "PS": "web.1",
+                                  "HEROKU_APP_NAME": "web"}
