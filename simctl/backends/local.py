@@ -23,6 +23,7 @@ from simctl.backends.base import ServiceStatus
 from simctl.backends.health import HealthReport, probe, wait_healthy
 from simctl.backends.names import canonical
 from simctl.backends.project import ProjectQueries
+from simctl.backends.rotation import out_of_rotation
 from simctl.backends.state import ProcessState, ProjectState, check_project
 from simctl.errors import AddressInUse, InvalidInput, SimctlError, StackStartError
 from simctl.faults.client import ToxiproxyClient
@@ -311,8 +312,9 @@ class LocalBackend(ProjectQueries):
         state = self.require_state()
         proc = self._process(state, name)
         self._save_links(state, proc)
-        procs.terminate_groups([proc.pgid])
-        self._start(state, proc)
+        with out_of_rotation(state, proc):  # a dyno: no request meets it half-restarted
+            procs.terminate_groups([proc.pgid])
+            self._start(state, proc)
 
     def stop(self, name: str) -> None:
         """Stop a service gracefully (SIGTERM, then SIGKILL); `start` brings it back."""

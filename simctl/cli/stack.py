@@ -17,7 +17,6 @@ from simctl.backends.base import Backend
 from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
 from simctl.cli.render import echo_json, json_option
-from simctl.errors import InvalidInput
 from simctl.platform.timing import PROFILES
 from simctl.runbook.shell_guard import allow_shell_callback
 from simctl.scenario.interrupts import exit_code_for, signals_as_exceptions
@@ -59,8 +58,9 @@ console = Console()
     "--app",
     "app_options",
     multiple=True,
-    metavar="NAME=PROCFILE_OR_DIR",
-    help="Run your own app: the `web` process of this Procfile (repeatable; docs/apps.md).",
+    metavar="NAME=PROCFILE_OR_DIR|IMAGE",
+    help="Run your own app: the `web` process of this Procfile, or with --backend compose "
+         "this container image (repeatable; docs/apps.md).",
 )
 @click.option("--dynos", type=int, default=None, metavar="N",
               help="Dynos of each --app (default 3, or the project file's count).")
@@ -79,17 +79,13 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
        config_path: Path | None = None, allow_shell: bool = False,
        prometheus: bool = False) -> None:
     """Start the stack and print its endpoints."""
-    from simctl.apps.config import PROJECT_FILE, resolve
+    from simctl.apps.config import resolve
 
     external = obj.toxiproxy_url if obj.toxiproxy_url_given else None
-    if backend_name == "compose" and (app_options or config_path or dynos is not None
-                                      or (Path.cwd() / PROJECT_FILE).is_file()):
-        raise InvalidInput("your own apps (--app, --dynos, --config, ./simctl.yaml) run on the "
-                           "local backend only, from a Procfile (images are not supported yet: "
-                           "docs/apps.md)")
-    apps = resolve(app_options, dynos, config_path, Path.cwd(), allow_shell) \
-        if backend_name == "local" else []
-    options: dict[str, Any] = {"apps": apps} if apps else {}  # only local runs your apps
+    # compose runs images (NAME=IMAGE, `image:`), local runs Procfiles (docs/apps.md)
+    apps = resolve(app_options, dynos, config_path, Path.cwd(), allow_shell,
+                   images=backend_name == "compose")
+    options: dict[str, Any] = {"apps": apps} if apps else {}
     backend = factory.create(backend_name, project, timing=timing, port_offset=port_offset,
                              toxiproxy_url=external, **options)
     backend.prometheus = prometheus
@@ -103,8 +99,8 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
                       "(everything it had started is stopped)")
         sys.exit(exit_code_for(exc))
     for app in apps:
-        console.print(f"app {app.name!r}: {app.dynos} dynos of `{app.command}` "
-                      f"({app.procfile})", highlight=False)
+        what = f"image {app.image}" if app.image else f"`{app.command}` ({app.procfile})"
+        console.print(f"app {app.name!r}: {app.dynos} dynos of {what}", highlight=False)
     for notice in backend.notices:
         console.print(Text(f"note: {notice}", style="yellow"))
     elapsed = time.monotonic() - started
