@@ -3,7 +3,7 @@
 ``simctl.backends.fake.FakeBackend`` stands in for a backend in unit tests; these checks
 keep it honest. Both run a two-service stack (a fault plane and one dyno-role service, both
 real `simctl toxiproxy serve` processes for the local backend) defined in a temporary
-stack folder, so the local side takes about a second (docs/architecture.md).
+stack folder, so the local side takes a few seconds (docs/architecture.md).
 """
 
 from __future__ import annotations
