@@ -64,7 +64,16 @@ def read_timeline(path: str | Path) -> list[dict[str, Any]]:
 def responder_view(entries: list[dict[str, Any]], running: bool = True,
                    hidden: bool = True) -> list[dict[str, Any]]:
     """What responders may see: ``hidden: true`` entries are dropped while a hidden drill
-    runs (once it is over, or revealed, everything shows)."""
+    runs (once it is over, or revealed, everything shows). A command's runbook and matched
+    step are dropped too: they name the hidden scenario's runbook."""
     if not (running and hidden):
         return list(entries)
-    return [e for e in entries if not e.get("hidden")]
+    return [_without(e, SECRET_COMMAND_FIELDS) if e.get("kind") == "command" else e
+            for e in entries if not e.get("hidden")]
+
+
+SECRET_COMMAND_FIELDS = ("runbook", "matched_step")
+
+
+def _without(entry: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in fields}

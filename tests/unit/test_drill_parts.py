@@ -192,3 +192,15 @@ def test_the_next_command_ends_a_drill_whose_conductor_is_gone(state_dir: Path) 
     assert kinds[-3:] == [("fault_rolled_back", "conductor_lost"), ("residue_check", None),
                           ("drill_ended", "conductor_lost")]
     assert drill_state.active_id("unit") is None
+
+
+def test_responders_do_not_see_which_runbook_a_command_matched_in_a_hidden_drill() -> None:
+    # the runbook (and its step) a command matched name the hidden scenario's runbook
+    command = {"t": 1.0, "kind": "command", "hidden": False, "who": "ana",
+               "argv": ["proxies"], "exit_code": 0, "duration_s": 0.1,
+               "matched_step": "dyno-view", "runbook": "slow-dyno"}
+    shown = responder_view([command], running=True, hidden=True)
+    assert shown == [{k: v for k, v in command.items() if k not in ("runbook", "matched_step")}]
+    assert "slow-dyno" not in json.dumps(shown)
+    assert responder_view([command], running=False, hidden=True) == [command]
+    assert responder_view([command], running=True, hidden=False) == [command]
