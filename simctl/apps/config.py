@@ -97,7 +97,8 @@ def parse_option(value: str, dynos: int, allow_shell: bool, images: bool = False
     return _app(check_name(name), Path(path).expanduser(), dynos, {}, allow_shell)
 
 
-def load_project_file(path: Path, allow_shell: bool, images: bool = False) -> list[AppSpec]:
+def load_project_file(path: Path, allow_shell: bool, images: bool | None = False
+                      ) -> list[AppSpec]:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -125,13 +126,13 @@ def load_project_file(path: Path, allow_shell: bool, images: bool = False) -> li
             raise InvalidInput(f"{where}.env: expected KEY: value pairs")
         dynos = check_dynos(entry.get("dynos", DEFAULT_DYNOS), where)
         if "image" in entry:
-            if not images:
+            if images is False:
                 raise InvalidInput(f"{where}: `image` runs on the compose backend only "
                                    "(`simctl up --backend compose`; docs/apps.md)")
             apps.append(image_app(str(name), str(entry["image"]), dynos,
                                   {str(k): str(v) for k, v in env.items()}, where))
             continue
-        if images:
+        if images is True:
             raise InvalidInput(f"{where}: the compose backend runs an `image`, not a "
                                "`procfile` (docs/apps.md)")
         apps.append(_app(str(name), path.parent / str(entry["procfile"]), dynos,
@@ -171,11 +172,13 @@ def saved_apps(state: Any) -> list[AppSpec]:
     return [AppSpec.from_dict(raw) for raw in getattr(state, "apps", None) or []]
 
 
-def project_apps(cwd: Path | None = None, allow_shell: bool = True) -> list[AppSpec]:
+def project_apps(cwd: Path | None = None, allow_shell: bool = True,
+                 images: bool | None = False) -> list[AppSpec]:
     """The apps of the project file: $SIMCTL_CONFIG (`--config`), else ./simctl.yaml if
-    there is one (what `verify` and `scenario lint` see)."""
+    there is one (what `verify` and `scenario lint` see). ``images``: the compose
+    backend's apps (True), the local backend's (False), or either (None: only names)."""
     named = os.environ.get(CONFIG_ENV)
     path = Path(named) if named else (cwd or Path.cwd()) / PROJECT_FILE
     if named and not path.is_file():
         raise InvalidInput(f"{CONFIG_ENV}={named}: no such project file")
-    return load_project_file(path, allow_shell) if path.is_file() else []
+    return load_project_file(path, allow_shell, images) if path.is_file() else []

@@ -377,10 +377,13 @@ def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
     # a running stack is reused with the backend it runs on
     chosen = factory.recorded(project) or backend_name
     options: dict[str, Any] = {}
-    if chosen == "local":  # a stack verify starts runs the project file's apps
-        from simctl.apps.config import project_apps
+    # a stack verify starts runs the project file's apps (Procfiles on local, images on
+    # compose: docs/apps.md)
+    from simctl.apps.config import project_apps
 
-        options["apps"] = project_apps(allow_shell=allow_shell)
+    apps = project_apps(allow_shell=allow_shell, images=chosen == "compose")
+    if apps:
+        options["apps"] = apps
     backend = factory.create(chosen, project, timing=wanted_timing, port_offset=port_offset,
                              **options)
     outcomes = _outcomes(selected, control)

@@ -96,7 +96,8 @@ def stack_info(directory: Path | None = None) -> StackInfo:
     from simctl.apps.stack import apply
     from simctl.stack import definition
 
-    apps = project_apps()  # ./simctl.yaml: a team's apps are names scenarios may use
+    # ./simctl.yaml: a team's apps (Procfiles or images) are names scenarios may use
+    apps = project_apps(images=None)
     if apps:
         return StackInfo.from_definition(apply(definition.load(directory), apps, 0))
     return _stack_info(directory or definition.default_stack_dir())

@@ -123,6 +123,12 @@ def test_images_on_the_compose_backend(tmp_path: Path) -> None:
     apps = resolve((), None, None, tmp_path, images=True)
     assert [(a.name, a.image, a.dynos, a.env) for a in apps] == \
         [("web", "shop-web:dev", 2, {"GREETING": "hi"})]
+    # what verify and lint read: images for compose, names only for lint
+    from simctl.apps.config import project_apps
+    assert [a.image for a in project_apps(tmp_path, images=True)] == ["shop-web:dev"]
+    assert [a.name for a in project_apps(tmp_path, images=None)] == ["web"]
+    with pytest.raises(InvalidInput, match="runs on the compose backend only"):
+        project_apps(tmp_path)
     apps = resolve(("web=registry.example/shop:1.2",), 3, None, tmp_path, images=True)
     assert [(a.name, a.image, a.dynos) for a in apps] == [("web", "registry.example/shop:1.2", 3)]
     with pytest.raises(InvalidInput, match="is not an image reference"):
