@@ -35,7 +35,7 @@ def journals(tmp_path_factory) -> dict[str, dict[str, dict]]:
     env = {**os.environ, "SIMCTL_STATE_DIR": str(tmp), "NO_COLOR": "1"}
     project = f"controls{os.getpid()}"
     sim = [sys.executable, "-m", "simctl"]
-    offset = free_port_offset((6700, 12000, 3500))
+    offset = free_port_offset((6700, 12000, 4500, 9000))
     up = subprocess.run([*sim, "up", "--timing", "fast", "--project", project,
                          "--port-offset", str(offset)], env=env, capture_output=True,
                         text=True, timeout=120)
