@@ -90,10 +90,11 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
                              toxiproxy_url=external, **options)
     backend.prometheus = prometheus
     started = time.monotonic()
+    running = _running_as_asked(backend, timing, port_offset, external, apps, prometheus)
     try:
         # Ctrl-C or SIGTERM while starting: everything started so far is stopped again.
         with signals_as_exceptions(), console.status(f"starting stack {project!r}..."):
-            state = backend.up()
+            state = running or backend.up()
     except KeyboardInterrupt as exc:
         console.print(f"[red]interrupted[/red]: stack {project!r} was not started "
                       "(everything it had started is stopped)")
@@ -105,6 +106,9 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
         console.print(Text(f"note: {notice}", style="yellow"))
     elapsed = time.monotonic() - started
     console.print(
+        f"[green]stack {project!r} is already up[/green]: nothing started "
+        f"(timing {state.timing}, {len(state.processes)} processes)"
+        if running else
         f"[green]stack {project!r} is up[/green] in {elapsed:.1f}s "
         f"({len(state.processes)} processes, backend {state.backend})"
     )
@@ -117,6 +121,20 @@ def up(obj, timing: str, project: str, port_offset: int, backend_name: str,
     hint = state.endpoints.get("hint")
     if hint:
         console.print(hint)
+
+
+def _running_as_asked(backend: Backend, timing: str, port_offset: int, external: str | None,
+                      apps: list[Any], prometheus: bool) -> Any:
+    """The local project's state when it already runs, complete and healthy, as this `up`
+    asks (same timing and ports, nothing extra): `up` after the quick start then succeeds
+    without starting anything. Any other running stack is still refused by backend.up()."""
+    if backend.name != "local" or external or apps or prometheus:
+        return None
+    state = backend.state()
+    if (state is None or not state.complete or state.apps or state.timing != timing
+            or state.port_offset != port_offset or not state.embedded_toxiproxy):
+        return None
+    return None if backend.paused_or_down() else state
 
 
 @click.command()

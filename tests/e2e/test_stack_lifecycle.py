@@ -148,11 +148,17 @@ def _row(table: str, service: str) -> str:
     return next(line for line in table.splitlines() if f" {service} " in line)
 
 
-def test_second_up_is_refused(env):
+def test_second_up_reuses_the_same_stack_and_refuses_another(env):
     assert sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET)).returncode == 0
     pids = state_pids(env)
     try:
-        second = sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET))
+        # As asked (README: `up` after the quick start): nothing new starts, exit 0.
+        same = sim(env, "up", "--timing", "fast", "--port-offset", str(OFFSET))
+        assert same.returncode == 0, same.stderr
+        assert "already up" in same.stdout
+        assert "router.1 (http)" in same.stdout
+        assert state_pids(env) == pids
+        second = sim(env, "up", "--timing", "heroku", "--port-offset", str(OFFSET))
         assert second.returncode == 3
         assert "already up" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
