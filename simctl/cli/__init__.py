@@ -1,10 +1,12 @@
 """The `simctl` command: the root group, its shared options, and the one error boundary.
 
-Command groups live in their own modules and are registered at the bottom of this file.
+Command groups live in their own modules; simctl.cli.registry names the module of each,
+and a command's module is imported only when that command runs (LazyGroup).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -12,8 +14,10 @@ from typing import Any
 import click
 
 from simctl import __version__
+from simctl.cli.registry import COMMANDS
 from simctl.errors import SimctlError
-from simctl.faults.client import DEFAULT_URL, ToxiproxyClient
+
+DEFAULT_URL = "http://127.0.0.1:8474"  # simctl.faults.client.DEFAULT_URL, without its imports
 
 
 @dataclass
@@ -23,7 +27,9 @@ class CliContext:
     toxiproxy_url: str = DEFAULT_URL
     toxiproxy_url_given: bool = False  # from --toxiproxy-url or TOXIPROXY_URL
 
-    def client(self) -> ToxiproxyClient:
+    def client(self) -> Any:  # a simctl.faults.client.ToxiproxyClient
+        from simctl.faults.client import ToxiproxyClient
+
         return ToxiproxyClient(self.fault_plane_url())
 
     def fault_plane_url(self) -> str:
@@ -37,7 +43,39 @@ class CliContext:
         return state.toxiproxy_url if state is not None else self.toxiproxy_url
 
 
-class SimctlGroup(click.Group):
+class LazyGroup(click.Group):
+    """A group whose commands are imported when used: `simctl --help` lists them from
+    simctl.cli.registry, `simctl NAME` imports only NAME's module."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module = importlib.import_module(f"simctl.cli.{COMMANDS[cmd_name][0]}")
+            everything = getattr(module, "COMMANDS", [])
+            command = next((c for c in everything if c.name == cmd_name), None) \
+                or getattr(module, cmd_name.replace("-", "_"), None)
+            if isinstance(command, click.Command):
+                self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing of `--help`, from the registry: no command module is imported."""
+        stubs = {name: click.Command(name, help=short)
+                 for name, (_, short) in COMMANDS.items()}
+        rows = []
+        width = formatter.width - 6 - max(map(len, stubs), default=0)
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or stubs[name]
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class SimctlGroup(LazyGroup):
     """Turns every SimctlError into one red line on stderr and its exit code, never a traceback.
 
     click's usage errors are not SimctlErrors: they pass through with click's format and exit 2.
@@ -71,6 +109,8 @@ class SimctlGroup(click.Group):
 
 
 def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from simctl.faults.client import ToxiproxyClient
+
     try:
         ToxiproxyClient(value)
     except ValueError as exc:
@@ -95,37 +135,3 @@ def main(ctx: click.Context, toxiproxy_url: str) -> None:
     source = ctx.get_parameter_source("toxiproxy_url")
     given = source not in (None, click.core.ParameterSource.DEFAULT)
     ctx.obj = CliContext(toxiproxy_url=toxiproxy_url, toxiproxy_url_given=given)
-
-
-def _register() -> None:
-    from simctl.cli import (
-        alerts,
-        drill,
-        faults,
-        operate,
-        report,
-        runbook,
-        scenario,
-        stack,
-        toxiproxy,
-        traffic,
-        train,
-        verify,
-    )
-
-    groups = [faults, stack, operate, traffic, scenario, runbook, verify, alerts, drill,
-              report, train]
-    for command in [c for group in groups for c in group.COMMANDS]:
-        main.add_command(command)
-    main.add_command(toxiproxy.toxiproxy)
-    _register_views()
-
-
-def _register_views() -> None:
-    from simctl.cli import views  # dashboard, web
-
-    for command in views.COMMANDS:
-        main.add_command(command)
-
-
-_register()

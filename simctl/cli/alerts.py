@@ -28,7 +28,6 @@ from rich.text import Text
 from simctl.cli.options import default_project
 from simctl.errors import InvalidInput, MonitorUnreachable, SimctlError
 from simctl.monitor.rules import RuleFileError, load_rules, parse_duration, scale_expr
-from simctl.monitor.service import TIME_SCALE
 from simctl.platform.timing import PROFILES
 
 console = Console()
@@ -167,6 +166,8 @@ def check(file: Path | None) -> None:
 def rules_command(file: Path | None, timing: str) -> None:
     """Print the rule file with durations scaled for a timing profile (for a real
     Prometheus scraping a `--timing fast` stack)."""
+    from simctl.monitor.service import TIME_SCALE  # aiohttp: only when this command runs
+
     scale = TIME_SCALE[timing]
     try:
         rules = load_rules(file, scale=scale)

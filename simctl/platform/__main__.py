@@ -13,7 +13,7 @@ SERVICES = {
     "sync": "simctl.platform.sync",
     "router": "simctl.platform.router",
     "logplex": "simctl.platform.logplex",
-    "dyno": "simctl.platform.dyno",
+    "dyno": "simctl.platform.dyno.command",
     "drain": "simctl.platform.drain",
     "blackhole": "simctl.platform.blackhole",
     "monitor": "simctl.monitor.service",

@@ -6,8 +6,21 @@
     command.py    the click command ``python -m simctl.platform dyno``
 """
 
-from simctl.platform.dyno.app import DynoService
-from simctl.platform.dyno.behaviour import Behaviour, BehaviourError, parse
-from simctl.platform.dyno.command import command
+from __future__ import annotations
 
-__all__ = ["Behaviour", "BehaviourError", "DynoService", "command", "parse"]
+import importlib
+from typing import Any
+
+# Imported on first use: `simctl scenario lint` checks behaviours without the web app
+# (aiohttp), which keeps the CLI quick to start (docs/benchmarks.md, "CLI start-up").
+# (``python -m simctl.platform dyno`` runs simctl.platform.dyno.command's ``command``.)
+_WHERE = {"DynoService": "app", "Behaviour": "behaviour", "BehaviourError": "behaviour",
+          "parse": "behaviour"}
+
+__all__ = ["Behaviour", "BehaviourError", "DynoService", "parse"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
