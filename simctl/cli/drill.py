@@ -149,7 +149,8 @@ def _pick(scenario: str | None, random_: bool, difficulty: int | None,
     return random.SystemRandom().choice(chosen)
 
 
-def _ensure_stack(project: str, timing: str | None, port_offset: int) -> Any:
+def _ensure_stack(project: str, timing: str | None, port_offset: int) -> tuple[Any, bool]:
+    """The project's running stack, or one started now (then True: the drill owns it)."""
     from simctl.backends.local import LocalBackend
 
     backend = backend_for(project)
@@ -158,7 +159,7 @@ def _ensure_stack(project: str, timing: str | None, port_offset: int) -> Any:
         if timing and timing != state.timing:
             click.secho(f"warning: --timing {timing} ignored: the stack runs {state.timing}",
                         fg="yellow", err=True)
-        return type(backend)(project, timing=state.timing, port_offset=state.port_offset)
+        return type(backend)(project, timing=state.timing, port_offset=state.port_offset), False
     from simctl.apps.config import project_apps
 
     backend = LocalBackend(project, timing=timing or "fast", port_offset=port_offset)
@@ -167,7 +168,15 @@ def _ensure_stack(project: str, timing: str | None, port_offset: int) -> Any:
     state = backend.up()
     click.echo(f"stack {project!r} is up ({len(state.processes)} processes); "
                f"`simctl down` stops it after the drill", err=True)
-    return backend
+    return backend, True
+
+
+def _stop_stack(backend: Any) -> None:
+    """Stop the stack `drill start` brought up for a drill that did not start."""
+    with interrupts.deferred():
+        names = backend.down()
+    click.echo(f"stopped the stack {backend.project!r} it started "
+               f"({len(names)} processes)", err=True)
 
 
 @drill.command("start")
@@ -226,68 +235,73 @@ def start(scenario: str | None, random_: bool, difficulty: int | None, tags: tup
         if existing.running:
             raise InvalidInput(f"drill {existing.id} is already running in project "
                                f"{project!r}: end it first (`simctl drill end`)")
-    backend = _ensure_stack(project, timing, port_offset)
-    stack_timing = backend.require_state().timing
-    _wait_healthy(backend)
-    if window is None:
-        delay_s = conductor.GUIDED_DELAY if guided else 0.0
-    else:
-        delay_s = random.SystemRandom().uniform(*window)
-    token = secrets.token_urlsafe(18)
-    now = time.time()
-    d = drill_state.Drill(
-        id=drill_state.new_id(now), project=project, scenario=chosen.id,
-        options={"hidden": hidden, "conceal": conceal, "guided": guided,
-                 "timing": stack_timing, "delay": delay, "delay_s": round(delay_s, 3),
-                 "responders": list(responders), "seed": seed, "max_duration_s": max_s,
-                 "random": random_},
-        token_sha256=drill_state.hash_token(token), started_at=now)
-    private_folder(d.folder)
-    d.save()
-    Timeline(d.timeline_path).append(
-        "drill_started", hidden=hidden, drill=d.id, scenario=chosen.id, title=chosen.title,
-        conceal=conceal, timing=stack_timing, responders=list(responders), delay=delay,
-        guided=guided)
-    recorder.write_steps(d, catalog.runbook_path(chosen.runbook))
-    drill_state.set_active(project, d.id)
-    proc = conductor.spawn(d)  # it records its own pid in drill.json (one writer at a time)
+    backend, started_stack = _ensure_stack(project, timing, port_offset)
     try:
-        with interrupts.signals_as_exceptions():
-            _wait_armed(d, proc)
-    except KeyboardInterrupt as exc:  # the token was never shown: the drill cannot go on
-        interrupts.hold()
-        with interrupts.deferred():
-            _request(d, "abort", who="drill start", reveal=False)
-            _wait_end(d)
-        click.secho(f"error: drill {d.id} aborted: interrupted before it started", fg="red",
-                    err=True)
-        sys.exit(interrupts.exit_code_for(exc))
-    current = drill_state.load(d.folder)
-    if current.running and not current.conductor_alive():
-        from simctl.drill.conductor import recover_lost
-
-        recover_lost(current)  # it died before the steady state: nothing may stay injected
+        stack_timing = backend.require_state().timing
+        _wait_healthy(backend)
+        if window is None:
+            delay_s = conductor.GUIDED_DELAY if guided else 0.0
+        else:
+            delay_s = random.SystemRandom().uniform(*window)
+        token = secrets.token_urlsafe(18)
+        now = time.time()
+        d = drill_state.Drill(
+            id=drill_state.new_id(now), project=project, scenario=chosen.id,
+            options={"hidden": hidden, "conceal": conceal, "guided": guided,
+                     "timing": stack_timing, "delay": delay, "delay_s": round(delay_s, 3),
+                     "responders": list(responders), "seed": seed, "max_duration_s": max_s,
+                     "random": random_},
+            token_sha256=drill_state.hash_token(token), started_at=now)
+        private_folder(d.folder)
+        d.save()
+        Timeline(d.timeline_path).append(
+            "drill_started", hidden=hidden, drill=d.id, scenario=chosen.id, title=chosen.title,
+            conceal=conceal, timing=stack_timing, responders=list(responders), delay=delay,
+            guided=guided)
+        recorder.write_steps(d, catalog.runbook_path(chosen.runbook))
+        drill_state.set_active(project, d.id)
+        proc = conductor.spawn(d)  # it records its own pid in drill.json (one writer at a time)
+        try:
+            with interrupts.signals_as_exceptions():
+                _wait_armed(d, proc)
+        except KeyboardInterrupt as exc:  # the token was never shown: the drill cannot go on
+            interrupts.hold()
+            with interrupts.deferred():
+                _request(d, "abort", who="drill start", reveal=False)
+                _wait_end(d)
+            click.secho(f"error: drill {d.id} aborted: interrupted before it started", fg="red",
+                        err=True)
+            sys.exit(interrupts.exit_code_for(exc))
         current = drill_state.load(d.folder)
-        current.error = current.error or f"the conductor exited (see {d.folder}/conductor.log)"
-    elif current.running and current.phase not in ("waiting", "faulted"):
-        _request(current, "abort", who="drill start", reveal=False)
-        current = _wait_end(current)
-        current.error = f"no steady state within {START_WAIT:g}s"
-    if not current.running:
-        why = current.error or current.end_reason or current.status
-        raise SimctlError(f"drill {d.id} could not start: {why}")
-    data = {"drill": d.id, "token": token, "project": project, "hidden": hidden,
-            "conceal": conceal, "guided": guided, "timing": stack_timing}
-    if not hidden:
-        data.update(scenario=chosen.id, title=chosen.title, delay_s=round(delay_s, 1))
-    lines = [f"drill {d.id} started" + ("" if hidden else f": {chosen.id} ({chosen.title})"),
-             f"facilitator token (shown once): {token}",
-             "responders: `simctl drill status`, `drill ack`, `drill hint`, `drill note`, "
-             "`drill end`"]
-    if hidden:
-        lines.insert(1, "scenario and schedule hidden from responders"
-                     + (", fault plane concealed" if conceal else ""))
-    _emit(data, as_json, lines)
+        if current.running and not current.conductor_alive():
+            from simctl.drill.conductor import recover_lost
+
+            recover_lost(current)  # it died before the steady state: nothing may stay injected
+            current = drill_state.load(d.folder)
+            current.error = current.error or f"the conductor exited (see {d.folder}/conductor.log)"
+        elif current.running and current.phase not in ("waiting", "faulted"):
+            _request(current, "abort", who="drill start", reveal=False)
+            current = _wait_end(current)
+            current.error = f"no steady state within {START_WAIT:g}s"
+        if not current.running:
+            why = current.error or current.end_reason or current.status
+            raise SimctlError(f"drill {d.id} could not start: {why}")
+        data = {"drill": d.id, "token": token, "project": project, "hidden": hidden,
+                "conceal": conceal, "guided": guided, "timing": stack_timing}
+        if not hidden:
+            data.update(scenario=chosen.id, title=chosen.title, delay_s=round(delay_s, 1))
+        lines = [f"drill {d.id} started" + ("" if hidden else f": {chosen.id} ({chosen.title})"),
+                 f"facilitator token (shown once): {token}",
+                 "responders: `simctl drill status`, `drill ack`, `drill hint`, `drill note`, "
+                 "`drill end`"]
+        if hidden:
+            lines.insert(1, "scenario and schedule hidden from responders"
+                         + (", fault plane concealed" if conceal else ""))
+        _emit(data, as_json, lines)
+    except BaseException:
+        if started_stack:  # nothing left half-started: the stack this drill brought up
+            _stop_stack(backend)
+        raise
 
 
 def _wait_healthy(backend: Any, timeout: float = 30.0) -> None:
