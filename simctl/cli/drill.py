@@ -407,8 +407,9 @@ def ack(who: str | None, drill_id: str | None, project: str) -> None:
     """Acknowledge the page: the team is on it."""
     d = _running(project, drill_id)
     name = drill_state.responder(who)
-    _book(d).append("ack", who=name)
-    click.echo(f"drill {d.id}: acknowledged by {name}")
+    owner, now = drill_state.acknowledge(d, name)
+    click.echo(f"drill {d.id}: " + ("acknowledged by " if now else "already acknowledged by ")
+               + owner)
 
 
 @drill.command("hint")

@@ -209,3 +209,18 @@ def locked(drill: Drill) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def acknowledge(drill: Drill, who: str) -> tuple[str, bool]:
+    """Record the page's acknowledgement once, under the drill's lock: the first responder
+    owns it and a second ack (the CLI or the page) adds nothing to the timeline, so time
+    to acknowledge and the timeline count one ack. Returns who acknowledged, and whether
+    this call did."""
+    from simctl.drill.timeline import Timeline, read_timeline
+
+    with locked(drill):
+        for entry in read_timeline(drill.timeline_path):
+            if entry.get("kind") == "ack":
+                return str(entry.get("who")), False
+        Timeline(drill.timeline_path, hidden=drill.hidden).append("ack", who=who)
+    return who, True

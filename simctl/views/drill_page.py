@@ -120,9 +120,9 @@ def add_routes(app: web.Application, project: str) -> None:
         if drill is None or not drill.running:
             return _error(409, "no drill is running")
         book = Timeline(drill.timeline_path, hidden=drill.hidden)
-        if action == "ack":
-            book.append("ack", who=who)
-            return web.json_response({"ok": True, "acked_by": who})
+        if action == "ack":  # once: a second ack names who acknowledged first
+            owner, _ = await asyncio.to_thread(drill_state.acknowledge, drill, who)
+            return web.json_response({"ok": True, "acked_by": owner})
         if action == "note":
             text = body.get("text")
             if not isinstance(text, str) or not text.strip():

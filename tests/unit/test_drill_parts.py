@@ -204,3 +204,12 @@ def test_responders_do_not_see_which_runbook_a_command_matched_in_a_hidden_drill
     assert "slow-dyno" not in json.dumps(shown)
     assert responder_view([command], running=False, hidden=True) == [command]
     assert responder_view([command], running=True, hidden=False) == [command]
+
+
+def test_the_page_is_acknowledged_once_by_the_first_responder(state_dir: Path) -> None:
+    d = _drill()
+    assert drill_state.acknowledge(d, "ana") == ("ana", True)
+    assert drill_state.acknowledge(d, "ana") == ("ana", False)  # twice: nothing new
+    assert drill_state.acknowledge(d, "bo") == ("ana", False)
+    acks = [e for e in read_timeline(d.timeline_path) if e["kind"] == "ack"]
+    assert [e["who"] for e in acks] == ["ana"]
