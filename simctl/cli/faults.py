@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from simctl.cli import complete
 from simctl.errors import ToxiproxyError
 from simctl.faults.client import Toxic
 from simctl.faults.toxics import REGISTRY
@@ -107,7 +108,7 @@ def proxies(obj: CliContext, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("proxy")
+@click.argument("proxy", shell_complete=complete.proxies)
 @click.argument("type_", metavar="TYPE", callback=_toxic_type)
 @click.option(
     "--stream",
@@ -146,7 +147,7 @@ def inject(
 
 
 @click.command()
-@click.argument("proxy", required=False)
+@click.argument("proxy", required=False, shell_complete=complete.proxies)
 @click.option("--all", "all_", is_flag=True, help="Reset the server: every proxy, every toxic.")
 @click.pass_obj
 def heal(obj: CliContext, proxy: str | None, all_: bool) -> None:
@@ -205,7 +206,7 @@ def _switch(enabled: bool) -> click.Command:
     )
 
     @click.command(verb, help=doc)
-    @click.argument("proxy")
+    @click.argument("proxy", shell_complete=complete.proxies)
     @click.pass_obj
     def command(obj: CliContext, proxy: str) -> None:
         client = obj.client()

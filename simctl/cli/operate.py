@@ -21,7 +21,7 @@ from simctl.backends import names
 from simctl.backends.http import call, text
 from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
-from simctl.cli import render
+from simctl.cli import complete, render
 from simctl.cli.options import project_option
 from simctl.errors import InvalidInput, SimctlError, StackStartError
 from simctl.platform.logframe import printable
@@ -131,7 +131,7 @@ def _check_app(backend: LocalBackend, app: str) -> None:
 
 
 @click.command()
-@click.argument("service")
+@click.argument("service", shell_complete=complete.services)
 @click.option("--grep", "-g", "pattern", default=None, help="Only lines containing TEXT.")
 @project_option
 def metrics(backend: LocalBackend, service: str, pattern: str | None) -> None:
@@ -184,7 +184,7 @@ def dyno() -> None:
 
 
 @dyno.command("set")
-@click.argument("name", metavar="DYNO")
+@click.argument("name", metavar="DYNO", shell_complete=complete.dynos)
 @click.argument("behaviour")
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Behaviour parameter, e.g. -p ms=4000 (repeatable).")
@@ -215,7 +215,7 @@ def _behaviours(shown: dict[str, Any]) -> Table:
 
 
 @dyno.command("show")
-@click.argument("name", metavar="DYNO", required=False)
+@click.argument("name", metavar="DYNO", required=False, shell_complete=complete.dynos)
 @render.json_option
 @project_option
 def dyno_show(backend: LocalBackend, name: str | None, as_json: bool) -> None:
@@ -246,7 +246,7 @@ def _dyno_names(backend: LocalBackend) -> list[str]:
 
 
 @dyno.command("reset")
-@click.argument("name", metavar="DYNO", required=False)
+@click.argument("name", metavar="DYNO", required=False, shell_complete=complete.dynos)
 @click.option("--all", "all_", is_flag=True, help="Every dyno.")
 @project_option
 def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
@@ -468,7 +468,7 @@ def sync_show(backend: LocalBackend) -> None:
 
 
 @sync.command("state")
-@click.argument("name", metavar="DYNO")
+@click.argument("name", metavar="DYNO", shell_complete=complete.dynos)
 @click.argument("state", type=click.Choice(["up", "starting", "crashed", "down"]))
 @click.option("--app", "-a", default="web", show_default=True)
 @project_option
@@ -480,7 +480,7 @@ def sync_state(backend: LocalBackend, name: str, state: str, app: str) -> None:
 
 
 @sync.command("address")
-@click.argument("name", metavar="DYNO")
+@click.argument("name", metavar="DYNO", shell_complete=complete.dynos)
 @click.argument("address", metavar="HOST:PORT|blackhole|proxy")
 @click.option("--app", "-a", default="web", show_default=True)
 @project_option

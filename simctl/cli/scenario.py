@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from simctl.cli import render
+from simctl.cli import complete, render
 from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
 from simctl.scenario import catalog
 from simctl.scenario.describe import describe, undo
@@ -95,7 +95,8 @@ def list_(as_json: bool) -> None:
 
 
 @scenario.command()
-@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...",
+                shell_complete=complete.scenarios)
 def lint(scenarios: tuple[str, ...]) -> None:
     """Validate scenario files (ids or paths; default: all), printing every error.
 
@@ -125,7 +126,7 @@ def lint(scenarios: tuple[str, ...]) -> None:
 
 
 @scenario.command()
-@click.argument("scenario_ref", metavar="SCENARIO")
+@click.argument("scenario_ref", metavar="SCENARIO", shell_complete=complete.scenarios)
 @click.option("--json", "as_json", is_flag=True, help="Print the validated scenario as JSON.")
 @click.option("--no-hints", is_flag=True, help="Leave the hints out (for drills).")
 def show(scenario_ref: str, as_json: bool, no_hints: bool) -> None:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from simctl.backends import factory, names
 from simctl.backends.base import Backend
+from simctl.cli import complete
 from simctl.cli.alerts import up_monitor_option
 from simctl.cli.options import default_project, project_option
 from simctl.cli.render import echo_json, json_option
@@ -202,7 +203,7 @@ def status(backend: Backend, as_json: bool) -> None:
 
 def _process_fault(verb: str, help_text: str):
     @click.command(verb, help=help_text)
-    @click.argument("service")
+    @click.argument("service", shell_complete=complete.services)
     @project_option
     def command(backend: Backend, service: str) -> None:
         proc = names.service(backend, service)  # any alias: web.1, dyno-1, router.1, edge.1

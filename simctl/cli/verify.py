@@ -34,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simctl.backends.base import Backend
+from simctl.cli import complete
 from simctl.cli.options import default_project
 from simctl.errors import (
     EXIT_FAILED,
@@ -300,7 +301,8 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
 
 
 @click.command()
-@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
+@click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...",
+                shell_complete=complete.scenarios)
 @click.option("--all", "all_", is_flag=True, help="Every scenario (scenarios/*.yaml).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write JUnit XML (one test case per scenario).")
