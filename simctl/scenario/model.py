@@ -13,114 +13,54 @@ the typed objects of ``simctl.scenario.expressions``.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    Tag,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from simctl.scenario import expressions
+from simctl.scenario.faults import KINDS
+from simctl.scenario.faults.drain import DrainAction, DrainFault
+from simctl.scenario.faults.dyno import DynoAction, DynoBehaviour, DynoFault
+from simctl.scenario.faults.load import LoadAction, LoadFault
+from simctl.scenario.faults.process import ProcessAction, ProcessFault
+from simctl.scenario.faults.proxy import ProxyAction, ProxyFault
+from simctl.scenario.faults.rod import RodAction, RodFault
+from simctl.scenario.faults.router import RouterAction, RouterFault
+from simctl.scenario.faults.sync import (
+    SyncAction,
+    SyncAddress,
+    SyncFault,
+    SyncMaintenance,
+    SyncPoison,
+    SyncScale,
+    SyncState,
+)
+from simctl.scenario.faults.tail import TailAction, TailFault
+from simctl.scenario.faults.toxic import ToxicAction, ToxicFault
+from simctl.scenario.fields import (
+    Duration,
+    FaultBase,
+    Model,
+    Name,
+    Probe,
+    Rate,
+    format_duration,
+    format_rate,
+    parse_duration,
+    parse_probe,
+    parse_rate,
+)
 
-# --- scalar types -------------------------------------------------------------------------
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*(s|m)")
-
-
-def parse_duration(value: Any) -> float:
-    """'500ms', '5s', '1.5m', '1m30s', '2h' -> seconds."""
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or not _DURATION.fullmatch(text):
-        shown = repr(value) if not isinstance(value, str) else f"'{value}'"
-        raise PydanticCustomError(
-            "duration",
-            "invalid duration {value}: expected a number and a unit (ms, s, m, h), "
-            "e.g. '500ms', '5s', '2m' or '1m30s'",
-            {"value": shown},
-        )
-    return round(sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(text)), 6)
-
-
-def format_duration(seconds: float) -> str:
-    if seconds and seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
-
-
-def parse_rate(value: Any) -> float:
-    """'50/s', '600/m' -> per second."""
-    found = _RATE.fullmatch(value.strip()) if isinstance(value, str) else None
-    if found is None:
-        shown = repr(value) if not isinstance(value, str) else f"'{value}'"
-        raise PydanticCustomError(
-            "rate", "invalid rate {value}: expected a number per second or minute, "
-            "e.g. '50/s' or '600/m'", {"value": shown})
-    per_second = float(found.group(1)) / (60.0 if found.group(2) == "m" else 1.0)
-    if per_second > 100_000:
-        raise PydanticCustomError("rate", "rate {value} is above the limit of 100000/s",
-                                  {"value": f"'{value}'"})
-    return per_second
-
-
-def format_rate(per_second: float) -> str:
-    return f"{per_second:g}/s"
-
-
-def parse_probe(value: Any) -> expressions.Probe:
-    if not isinstance(value, str):
-        raise PydanticCustomError("probe_type", "a probe must be a string, e.g. "
-                                  "'http.success_ratio >= 0.99'")
-    try:
-        if "${" in value:  # valid under every timing profile (it runs under either)
-            expressions.parse(value, timing="heroku")
-        return expressions.parse(value)
-    except expressions.ExpressionError as exc:
-        raise PydanticCustomError("probe", "{message}",
-                                  {"message": exc.message, "column": exc.column}) from None
-
-
-Duration = Annotated[
-    float,
-    PlainValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$",
-                    "description": "a duration: 500ms, 5s, 2m, 1m30s", "examples": ["5s"]}),
+__all__ = [  # the fault models live in simctl/scenario/faults/, one module per kind
+    "ACTION_KEYS", "FAULT_TYPES", "DrainAction", "DrainFault", "Duration", "DynoAction",
+    "DynoBehaviour", "DynoFault", "Fault", "FaultBase", "LoadAction", "LoadFault", "Model",
+    "Name", "Probe", "ProcessAction", "ProcessFault", "ProxyAction", "ProxyFault", "Rate",
+    "RodAction", "RodFault", "RouterAction", "RouterFault", "Scenario", "SyncAction",
+    "SyncAddress", "SyncFault", "SyncMaintenance", "SyncPoison", "SyncScale", "SyncState",
+    "TailAction", "TailFault", "ToxicAction", "ToxicFault", "action_key", "format_duration",
+    "format_rate", "parse_duration", "parse_probe", "parse_rate",
 ]
-Rate = Annotated[
-    float,
-    PlainValidator(parse_rate),
-    PlainSerializer(format_rate, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?\s*/\s*(s|m)$",
-                    "description": "a rate: 50/s or 600/m", "examples": ["50/s"]}),
-]
-Probe = Annotated[
-    expressions.Probe,
-    PlainValidator(parse_probe),
-    PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "description": "a probe expression, see "
-                    "docs/scenarios.md", "examples": ["http.success_ratio >= 0.99"]}),
-]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True,
-                              populate_by_name=True, arbitrary_types_allowed=True)
-
 
 # --- the load -----------------------------------------------------------------------------
 
@@ -163,211 +103,11 @@ class Load(Model):
         return list(self.routers) or [self.router]
 
 
-# --- actions ------------------------------------------------------------------------------
 
+# --- faults: one module per kind (simctl/scenario/faults/) ---------------------------------
 
-class ToxicAction(Model):
-    """Add a toxic to a proxy. Undone by removing the toxic (by name)."""
-
-    proxy: Name
-    type: Name
-    stream: Literal["upstream", "downstream"] = "downstream"
-    toxicity: float = Field(1.0, ge=0.0, le=1.0)
-    attributes: dict[str, int] = {}
-    name: Name | None = None
-
-    @property
-    def toxic_name(self) -> str:
-        return self.name or f"{self.type}_{self.stream}"
-
-
-class ProxyAction(Model):
-    """Disable (or enable) a proxy. Undone by restoring its previous state."""
-
-    name: Name
-    enabled: bool = False
-
-
-class ProcessAction(Model):
-    """Act on a service's process through the backend."""
-
-    service: Name
-    action: Literal["kill", "pause", "resume", "restart"]
-
-
-DynoBehaviour = Literal["normal", "latency", "error", "hang", "close", "partial", "crash",
-                        "slow_boot", "memory", "chatty"]
-
-
-class DynoAction(Model):
-    """Switch a dyno's behaviour (POST /control). Undone by switching back to normal."""
-
-    dyno: Name
-    behaviour: DynoBehaviour
-    params: dict[str, Any] = {}
-
-
-_ADDRESS = re.compile(r"[A-Za-z0-9.\-]+:(\d{1,5})")
-
-
-class SyncScale(Model):
-    op: Literal["scale"]
-    app: Name = "web"
-    dynos: int = Field(ge=0, le=20)
-
-
-class SyncState(Model):
-    op: Literal["state"]
-    app: Name = "web"
-    dyno: Name
-    state: Literal["up", "starting", "crashed", "down"]
-
-
-class SyncMaintenance(Model):
-    op: Literal["maintenance"]
-    app: Name = "web"
-    enabled: bool = True
-
-
-class SyncPoison(Model):
-    op: Literal["poison"]
-    app: Name = "web"
-
-
-class SyncAddress(Model):
-    op: Literal["address"]
-    app: Name = "web"
-    dyno: Name
-    address: Name = Field(description="HOST:PORT, or 'blackhole' (an address that never "
-                                      "answers: connect timeouts, H19)")
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        found = _ADDRESS.fullmatch(value)
-        if value != "blackhole" and (found is None or not 0 < int(found.group(1)) < 65536):
-            raise PydanticCustomError(
-                "address", "invalid address '{value}': expected HOST:PORT or 'blackhole'",
-                {"value": value})
-        return value
-
-
-SyncAction = Annotated[SyncScale | SyncState | SyncMaintenance | SyncPoison | SyncAddress,
-                       Field(discriminator="op")]
-
-
-class LoadAction(Model):
-    """Change the traffic rate(s). Undone by going back to the scenario's load."""
-
-    http: Rate | None = None
-    logs: Rate | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> LoadAction:
-        if self.http is None and self.logs is None:
-            raise PydanticCustomError("load_action", "give 'http', 'logs' or both")
-        return self
-
-
-class RodAction(Model):
-    """Switch a logplex control rod. Undone by restoring its previous state."""
-
-    name: Literal["deny_drain_forwarding", "deny_tail_sessions", "deny_logs_ingress"]
-    enabled: bool = True
-
-
-class DrainAction(Model):
-    """Disable (or enable) a logplex drain. Undone by restoring its previous state."""
-
-    name: Name
-    enabled: bool = False
-
-
-class RouterAction(Model):
-    """An operator action on a router: flush or resync. Nothing to undo."""
-
-    router: Name
-    action: Literal["flush", "resync"]
-
-
-class TailAction(Model):
-    """Open a tail session whose client reads slowly. Undone by closing it."""
-
-    app: Name = Field("web", description="the app's log channel")
-    rate: int = Field(description="KB/s the client reads (1 KB = 1,024 bytes)", ge=1,
-                      le=100_000)
-
-
-# --- faults -------------------------------------------------------------------------------
-
-
-class FaultBase(Model):
-    at: Duration = Field(description="when, from the start of the fault phase")
-    for_: Duration | None = Field(None, alias="for", description="undo it after this long")
-    name: Name | None = Field(None, description="names the fault for a symptom's 'after' "
-                                                "or 'while'")
-    kind: ClassVar[str]
-
-    @property
-    def action(self) -> Any:
-        return getattr(self, self.kind)
-
-
-class ToxicFault(FaultBase):
-    kind: ClassVar[str] = "toxic"
-    toxic: ToxicAction
-
-
-class ProxyFault(FaultBase):
-    kind: ClassVar[str] = "proxy"
-    proxy: ProxyAction
-
-
-class ProcessFault(FaultBase):
-    kind: ClassVar[str] = "process"
-    process: ProcessAction
-
-
-class DynoFault(FaultBase):
-    kind: ClassVar[str] = "dyno"
-    dyno: DynoAction
-
-
-class SyncFault(FaultBase):
-    kind: ClassVar[str] = "sync"
-    sync: SyncAction
-
-
-class LoadFault(FaultBase):
-    kind: ClassVar[str] = "load"
-    load: LoadAction
-
-
-class RodFault(FaultBase):
-    kind: ClassVar[str] = "rod"
-    rod: RodAction
-
-
-class DrainFault(FaultBase):
-    kind: ClassVar[str] = "drain"
-    drain: DrainAction
-
-
-class RouterFault(FaultBase):
-    kind: ClassVar[str] = "router"
-    router: RouterAction
-
-
-class TailFault(FaultBase):
-    kind: ClassVar[str] = "tail"
-    tail: TailAction
-
-
-FAULT_TYPES: tuple[type[FaultBase], ...] = (
-    ToxicFault, ProxyFault, ProcessFault, DynoFault, SyncFault, LoadFault, RodFault,
-    DrainFault, RouterFault, TailFault,
-)
-ACTION_KEYS: tuple[str, ...] = tuple(t.kind for t in FAULT_TYPES)
+FAULT_TYPES: tuple[type[FaultBase], ...] = tuple(kind.model for kind in KINDS.values())
+ACTION_KEYS: tuple[str, ...] = tuple(KINDS)
 
 
 def action_key(value: Any) -> str | None:
@@ -380,20 +120,14 @@ def action_key(value: Any) -> str | None:
     return None
 
 
-Fault = Annotated[
-    Annotated[ToxicFault, Tag("toxic")]
-    | Annotated[ProxyFault, Tag("proxy")]
-    | Annotated[ProcessFault, Tag("process")]
-    | Annotated[DynoFault, Tag("dyno")]
-    | Annotated[SyncFault, Tag("sync")]
-    | Annotated[LoadFault, Tag("load")]
-    | Annotated[RodFault, Tag("rod")]
-    | Annotated[DrainFault, Tag("drain")]
-    | Annotated[RouterFault, Tag("router")]
-    | Annotated[TailFault, Tag("tail")],
-    Discriminator(action_key, custom_error_type="fault_action",
-                  custom_error_message="a fault needs 'at' and exactly one action"),
-]
+if TYPE_CHECKING:  # built at run time from the registry: to a type checker, any fault
+    Fault = FaultBase
+else:
+    Fault = Annotated[
+        Union[tuple(Annotated[kind.model, Tag(key)] for key, kind in KINDS.items())],  # noqa: UP007
+        Discriminator(action_key, custom_error_type="fault_action",
+                      custom_error_message="a fault needs 'at' and exactly one action"),
+    ]
 
 
 # --- phases -------------------------------------------------------------------------------

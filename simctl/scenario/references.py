@@ -16,10 +16,10 @@ from typing import Any
 
 from simctl.apps import scenarios as app_scenarios
 from simctl.errors import InvalidInput
-from simctl.faults.toxics import REGISTRY
 from simctl.monitor.rules import missing_rule
 from simctl.scenario import catalog, expressions, symptom_timing
 from simctl.scenario.errors import did_you_mean
+from simctl.scenario.faults import KINDS
 from simctl.scenario.model import ACTION_KEYS, parse_duration
 
 
@@ -189,145 +189,8 @@ def _check_faults(data: dict[str, Any], ctx: Context) -> None:
             continue
         key = keys[0]
         path = ("faults", index, key)
-        _ACTION_CHECKS[key](path, item[key], ctx, dynos)
+        KINDS[key].check(path, item[key], ctx, dynos)  # simctl/scenario/faults/<key>.py
     _check_toxic_names(data, ctx)
-
-
-def _name(ctx: Context, path: tuple[Any, ...], value: Any, choices: Any, what: str) -> bool:
-    if isinstance(value, str) and value not in choices:
-        ctx.add(path, f"unknown {what} '{value}'{did_you_mean(value, choices)}")
-        return False
-    return isinstance(value, str)
-
-
-def _toxic(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-           dynos: dict[str, set[str]]) -> None:
-    assert ctx.stack is not None
-    _name(ctx, (*path, "proxy"), action.get("proxy"), ctx.stack.proxies, "proxy")
-    kind_name = action.get("type")
-    if not _name(ctx, (*path, "type"), kind_name, REGISTRY, "toxic type"):
-        return
-    kind = REGISTRY[kind_name]
-    attributes = action.get("attributes")
-    if not isinstance(attributes, dict):
-        return
-    known = {a.name: a for a in kind.attributes}
-    clean = True
-    for key, value in attributes.items():
-        attr = known.get(key)
-        if attr is None:
-            clean = False
-            if not known:
-                ctx.add((*path, "attributes", key), f"{kind_name} takes no attributes",
-                        at_key=True)
-            else:
-                ctx.add((*path, "attributes", key),
-                        f"unknown {kind_name} attribute '{key}'{did_you_mean(key, known)}",
-                        at_key=True)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            if not attr.minimum <= value <= attr.maximum:
-                clean = False
-                ctx.add((*path, "attributes", key),
-                        f"{key}={value} is out of range: {attr.minimum} to {attr.maximum} "
-                        f"{attr.unit}")
-        else:
-            clean = False  # the schema reports the type
-    if clean:
-        values = {a.name: attributes.get(a.name, 0) for a in kind.attributes}
-        problem = kind.check(values)
-        if problem:
-            ctx.add((*path, "attributes"), problem)
-
-
-def _proxy(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-           dynos: dict[str, set[str]]) -> None:
-    assert ctx.stack is not None
-    _name(ctx, (*path, "name"), action.get("name"), ctx.stack.proxies, "proxy")
-
-
-def _process(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-             dynos: dict[str, set[str]]) -> None:
-    assert ctx.stack is not None
-    service = action.get("service")
-    if _name(ctx, (*path, "service"), service, ctx.stack.services, "service") \
-            and service in ctx.stack.roles.get("toxiproxy", ()):
-        ctx.add((*path, "service"), f"'{service}' is the fault plane: it cannot be a "
-                                    "process fault target (rollback needs it)")
-
-
-def _dyno_ref(ctx: Context, path: tuple[Any, ...], value: Any, app: Any,
-              dynos: dict[str, set[str]]) -> None:
-    if not isinstance(value, str):
-        return
-    names = dynos.get(app, set()) if isinstance(app, str) else set().union(*dynos.values())
-    if value not in names:
-        hint = did_you_mean(value, names)
-        ctx.add(path, f"unknown dyno '{value}'{hint} (more dynos need a "
-                      f"'sync: {{op: scale}}' fault first)")
-
-
-def _dyno(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-          dynos: dict[str, set[str]]) -> None:
-    _dyno_ref(ctx, (*path, "dyno"), action.get("dyno"), None, dynos)
-    behaviour, params = action.get("behaviour"), action.get("params", {})
-    if not isinstance(behaviour, str) or not isinstance(params, dict):
-        return
-    from simctl.platform.dyno.behaviour import NAMES, BehaviourError, parse
-
-    if behaviour not in NAMES:
-        return  # the schema reports it
-    try:
-        parse({**params, "behaviour": behaviour})
-    except BehaviourError as exc:
-        message = str(exc)
-        where: tuple[Any, ...] = (*path, "params")
-        for key in params:
-            if f"'{key}'" in message:
-                where = (*path, "params", key)
-                break
-        ctx.add(where, message, at_key=where[-1] != "params")
-
-
-def _sync(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-          dynos: dict[str, set[str]]) -> None:
-    app = action.get("app", "web")
-    if not _name(ctx, (*path, "app"), app, dynos, "app"):
-        return
-    if action.get("op") in ("state", "address"):
-        _dyno_ref(ctx, (*path, "dyno"), action.get("dyno"), app, dynos)
-
-
-def _drain(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-           dynos: dict[str, set[str]]) -> None:
-    assert ctx.stack is not None
-    name = action.get("name")
-    if isinstance(name, str) and name.startswith("drain.") and name[6:] in ctx.stack.drains:
-        ctx.add((*path, "name"), f"'{name}' is the proxy; the drain is called '{name[6:]}'")
-        return
-    _name(ctx, (*path, "name"), name, ctx.stack.drains, "drain")
-
-
-def _router(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-            dynos: dict[str, set[str]]) -> None:
-    assert ctx.stack is not None
-    _name(ctx, (*path, "router"), action.get("router"), ctx.stack.routers, "router")
-
-
-def _tail(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-          dynos: dict[str, set[str]]) -> None:
-    _name(ctx, (*path, "app"), action.get("app", "web"), dynos, "app")
-
-
-def _nothing(path: tuple[Any, ...], action: dict[str, Any], ctx: Context,
-             dynos: dict[str, set[str]]) -> None:
-    return
-
-
-_ACTION_CHECKS = {
-    "toxic": _toxic, "proxy": _proxy, "process": _process, "dyno": _dyno, "sync": _sync,
-    "load": _nothing, "rod": _nothing, "drain": _drain, "router": _router,
-    "tail": _tail,
-}
 
 
 def _seconds(value: Any) -> float | None:
