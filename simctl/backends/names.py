@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from simctl.backends.project import ProjectQueries
 from simctl.backends.state import ProcessState, ProjectState
 from simctl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from simctl.backends.base import Backend
 
 
 def _address(url: str) -> str:
@@ -63,7 +66,7 @@ def suggestion(state: ProjectState, name: str,
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def service(backend: ProjectQueries, name: str) -> ProcessState:
+def service(backend: Backend, name: str) -> ProcessState:
     """The process a service name or alias stands for; InvalidInput naming the nearest."""
     state = backend.require_state()
     proc = resolve(state, name)

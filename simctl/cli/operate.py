@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from simctl.backends import names
+from simctl.backends.base import Backend
 from simctl.backends.http import call, text
-from simctl.backends.local import LocalBackend
 from simctl.backends.project import base_url
 from simctl.cli import complete, render
 from simctl.cli.options import project_option
@@ -57,7 +57,7 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None
 @click.option("--grep", "-g", "pattern", default=None, callback=_regex, metavar="REGEX",
               help="Only lines matching this Python regular expression.")
 @project_option
-def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc: str | None,
+def logs(backend: Backend, follow: bool, app: str, source: str | None, proc: str | None,
          count: int, pattern: re.Pattern[str] | None) -> None:
     """Show the app's logs through logplex, formatted like `heroku logs`."""
     _check_app(backend, app)
@@ -87,7 +87,7 @@ def logs(backend: LocalBackend, follow: bool, app: str, source: str | None, proc
                 sys.stdout.flush()
 
 
-def _tail(backend: LocalBackend, app: str, count: int, follow: bool) -> Iterator[str]:
+def _tail(backend: Backend, app: str, count: int, follow: bool) -> Iterator[str]:
     """Lines of logplex's tail session: the last ``count``, then (``follow``) new ones."""
     base = backend.url_of("logplex")
     query = urllib.parse.urlencode({"app": app, "n": count, "follow": "1" if follow else "0"})
@@ -116,7 +116,7 @@ def _tail(backend: LocalBackend, app: str, count: int, follow: bool) -> Iterator
         resp.close()
 
 
-def _check_app(backend: LocalBackend, app: str) -> None:
+def _check_app(backend: Backend, app: str) -> None:
     """InvalidInput for an app sync does not know (logplex would tail an empty channel).
 
     When sync does not answer, logs are still worth showing: no check then.
@@ -134,7 +134,7 @@ def _check_app(backend: LocalBackend, app: str) -> None:
 @click.argument("service", shell_complete=complete.services)
 @click.option("--grep", "-g", "pattern", default=None, help="Only lines containing TEXT.")
 @project_option
-def metrics(backend: LocalBackend, service: str, pattern: str | None) -> None:
+def metrics(backend: Backend, service: str, pattern: str | None) -> None:
     """Print a service's Prometheus metrics (e.g. `simctl metrics router-1 --grep H12`)."""
     proc = names.service(backend, service)
     body = text(f"{base_url(proc)}/metrics")
@@ -146,7 +146,7 @@ def metrics(backend: LocalBackend, service: str, pattern: str | None) -> None:
 @click.command()
 @click.argument("formation", metavar="APP=N")
 @project_option
-def scale(backend: LocalBackend, formation: str) -> None:
+def scale(backend: Backend, formation: str) -> None:
     """Set how many dynos an app runs, e.g. `simctl scale web=4` (0 stops them all)."""
     match = re.fullmatch(r"([a-z][a-z0-9-]*)=(\d{1,2})", formation)
     if not match:
@@ -189,7 +189,7 @@ def dyno() -> None:
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Behaviour parameter, e.g. -p ms=4000 (repeatable).")
 @project_option
-def dyno_set(backend: LocalBackend, name: str, behaviour: str, params: tuple[str, ...]) -> None:
+def dyno_set(backend: Backend, name: str, behaviour: str, params: tuple[str, ...]) -> None:
     """Set DYNO's BEHAVIOUR, e.g. `simctl dyno set web.1 latency -p ms=4000`."""
     body = {"behaviour": behaviour, **_params(params)}
     name = names.dyno(backend.require_state(), name)
@@ -218,7 +218,7 @@ def _behaviours(shown: dict[str, Any]) -> Table:
 @click.argument("name", metavar="DYNO", required=False, shell_complete=complete.dynos)
 @render.json_option
 @project_option
-def dyno_show(backend: LocalBackend, name: str | None, as_json: bool) -> None:
+def dyno_show(backend: Backend, name: str | None, as_json: bool) -> None:
     """Show the behaviour of one dyno, or of all of them."""
     procs = sorted(backend.find("dyno"), key=lambda p: str(p.labels.get("dyno")))
     if name:
@@ -241,7 +241,7 @@ def dyno_show(backend: LocalBackend, name: str | None, as_json: bool) -> None:
         console.print(_behaviours(shown))
 
 
-def _dyno_names(backend: LocalBackend) -> list[str]:
+def _dyno_names(backend: Backend) -> list[str]:
     return sorted(str(p.labels.get("dyno")) for p in backend.find("dyno"))
 
 
@@ -249,7 +249,7 @@ def _dyno_names(backend: LocalBackend) -> list[str]:
 @click.argument("name", metavar="DYNO", required=False, shell_complete=complete.dynos)
 @click.option("--all", "all_", is_flag=True, help="Every dyno.")
 @project_option
-def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
+def dyno_reset(backend: Backend, name: str | None, all_: bool) -> None:
     """Return a dyno (or --all) to normal behaviour."""
     if bool(name) == all_:
         raise click.UsageError("give a DYNO or --all")
@@ -266,7 +266,7 @@ def dyno_reset(backend: LocalBackend, name: str | None, all_: bool) -> None:
 # -- operator actions --------------------------------------------------------------------
 
 
-def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[tuple[str, str]]:
+def _routers(backend: Backend, name: str | None, all_: bool) -> list[tuple[str, str]]:
     """(name, admin URL) of the router named (router-1, router.1, edge.1...), or of every
     router."""
     if bool(name) == all_:
@@ -282,7 +282,7 @@ def _routers(backend: LocalBackend, name: str | None, all_: bool) -> list[tuple[
     return [(names.canonical(p), base_url(p)) for p in procs]
 
 
-def _each_router(backend: LocalBackend, name: str | None, all_: bool, method: str,
+def _each_router(backend: Backend, name: str | None, all_: bool, method: str,
                  path: str, body: Any = None) -> None:
     """Send one admin request to each router named; one table row per answer."""
     rows = [(router_name, call(method, f"{url}{path}", body))
@@ -300,7 +300,7 @@ def router() -> None:
 @click.argument("name", metavar="ROUTER", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every router.")
 @project_option
-def router_flush(backend: LocalBackend, name: str | None, all_: bool) -> None:
+def router_flush(backend: Backend, name: str | None, all_: bool) -> None:
     """Flush a router's route cache and quarantine, then resync from a fresh snapshot."""
     _each_router(backend, name, all_, "POST", "/admin/flush", {})
 
@@ -309,7 +309,7 @@ def router_flush(backend: LocalBackend, name: str | None, all_: bool) -> None:
 @click.argument("name", metavar="ROUTER", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every router.")
 @project_option
-def router_resync(backend: LocalBackend, name: str | None, all_: bool) -> None:
+def router_resync(backend: Backend, name: str | None, all_: bool) -> None:
     """Force a router to fetch a fresh route table snapshot from sync."""
     _each_router(backend, name, all_, "POST", "/admin/resync", {})
 
@@ -319,7 +319,7 @@ def router_resync(backend: LocalBackend, name: str | None, all_: bool) -> None:
 @click.argument("name", metavar="ROUTER", required=False)
 @click.option("--all", "all_", is_flag=True, help="Every router.")
 @project_option
-def router_keepalive(backend: LocalBackend, setting: str, name: str | None, all_: bool) -> None:
+def router_keepalive(backend: Backend, setting: str, name: str | None, all_: bool) -> None:
     """Reuse connections to dynos (on) or open one per request (off, Vegur's default)."""
     if setting == "show":
         _each_router(backend, name, all_, "GET", "/admin/keepalive")
@@ -332,7 +332,7 @@ def router_keepalive(backend: LocalBackend, setting: str, name: str | None, all_
 @click.argument("name", metavar="ROUTER")
 @render.json_option
 @project_option
-def router_routes(backend: LocalBackend, name: str, as_json: bool) -> None:
+def router_routes(backend: Backend, name: str, as_json: bool) -> None:
     """Show the route table a router is using, and its sync stream state."""
     ((router_name, url),) = _routers(backend, name, False)
     routes = call("GET", f"{url}/admin/routes")
@@ -368,7 +368,7 @@ def router_routes(backend: LocalBackend, name: str, as_json: bool) -> None:
                                    "deny_logs_ingress"]))
 @click.argument("setting", type=click.Choice(["on", "off"]))
 @project_option
-def rod(backend: LocalBackend, name: str, setting: str) -> None:
+def rod(backend: Backend, name: str, setting: str) -> None:
     """Switch a logplex control rod on or off (load-shedding switches)."""
     url = backend.url_of("logplex")
     call("POST", f"{url}/admin/rods/{name}", {"enabled": setting == "on"})
@@ -383,7 +383,7 @@ def drain() -> None:
 @drain.command("list")
 @render.json_option
 @project_option
-def drain_list(backend: LocalBackend, as_json: bool) -> None:
+def drain_list(backend: Backend, as_json: bool) -> None:
     """Every drain with its state, buffer and counters."""
     answer = call("GET", f"{backend.url_of('logplex')}/admin/drains")
     if as_json:
@@ -408,7 +408,7 @@ def _drain_switch(enabled: bool):
     @drain.command(verb, help=f"{verb.capitalize()} a drain (by name, e.g. main).")
     @click.argument("name")
     @project_option
-    def command(backend: LocalBackend, name: str) -> None:
+    def command(backend: Backend, name: str) -> None:
         call("POST", f"{backend.url_of('logplex')}/admin/drains/{name}", {"enabled": enabled})
         console.print(f"drain {name}: {verb}d")
 
@@ -426,7 +426,7 @@ _drain_switch(False)
 @click.option("--grep", "-g", "pattern", default=None, callback=_regex, metavar="REGEX",
               help="Only lines matching this Python regular expression.")
 @project_option
-def drain_logs(backend: LocalBackend, name: str, count: int,
+def drain_logs(backend: Backend, name: str, count: int,
                pattern: re.Pattern[str] | None) -> None:
     """The last lines drain NAME (main, audit) received, as `simctl logs` shows them.
 
@@ -448,7 +448,7 @@ def drain_logs(backend: LocalBackend, name: str, count: int,
 @click.argument("setting", type=click.Choice(["on", "off"]))
 @click.option("--app", "-a", default="web", show_default=True)
 @project_option
-def maintenance(backend: LocalBackend, setting: str, app: str) -> None:
+def maintenance(backend: Backend, setting: str, app: str) -> None:
     """Put an app in maintenance mode (routers answer H80) or take it out."""
     url = backend.url_of("sync")
     call("POST", f"{url}/apps/{app}/maintenance", {"enabled": setting == "on"})
@@ -462,7 +462,7 @@ def sync() -> None:
 
 @sync.command("show")
 @project_option
-def sync_show(backend: LocalBackend) -> None:
+def sync_show(backend: Backend) -> None:
     """Print sync's route table snapshot."""
     console.print_json(data=call("GET", f"{backend.url_of('sync')}/routes"))
 
@@ -472,7 +472,7 @@ def sync_show(backend: LocalBackend) -> None:
 @click.argument("state", type=click.Choice(["up", "starting", "crashed", "down"]))
 @click.option("--app", "-a", default="web", show_default=True)
 @project_option
-def sync_state(backend: LocalBackend, name: str, state: str, app: str) -> None:
+def sync_state(backend: Backend, name: str, state: str, app: str) -> None:
     """Record a dyno state change in the route table."""
     name = names.dyno(backend.require_state(), name)
     call("POST", f"{backend.url_of('sync')}/apps/{app}/dynos/{name}", {"state": state})
@@ -484,7 +484,7 @@ def sync_state(backend: LocalBackend, name: str, state: str, app: str) -> None:
 @click.argument("address", metavar="HOST:PORT|blackhole|proxy")
 @click.option("--app", "-a", default="web", show_default=True)
 @project_option
-def sync_address(backend: LocalBackend, name: str, address: str, app: str) -> None:
+def sync_address(backend: Backend, name: str, address: str, app: str) -> None:
     """Point a dyno's route somewhere else: an address, `blackhole` (never answers: H19)
     or `proxy` (back to its fault-plane proxy)."""
     name = names.dyno(backend.require_state(), name)
@@ -495,7 +495,7 @@ def sync_address(backend: LocalBackend, name: str, address: str, app: str) -> No
 
 @sync.command("poison")
 @project_option
-def sync_poison(backend: LocalBackend) -> None:
+def sync_poison(backend: Backend) -> None:
     """Append a malformed record to the route stream (routers must not crash-loop)."""
     answer = call("POST", f"{backend.url_of('sync')}/poison", {})
     shown = render.pairs(answer) if isinstance(answer, dict) else render.value_text(answer)

@@ -12,7 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from simctl.backends.local import LocalBackend
+from simctl.backends.base import Backend
 from simctl.backends.project import base_url
 from simctl.cli.options import project_option
 from simctl.load.edges import edges_for, url_of
@@ -85,7 +85,7 @@ def _ms(value: float | None) -> str:
               "per request.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON.")
 @project_option
-def traffic(backend: LocalBackend, rate: float, duration: float, routers: tuple[str, ...],
+def traffic(backend: Backend, rate: float, duration: float, routers: tuple[str, ...],
             host: str, path: str, log_rate: float | None, keepalive: bool, as_json: bool) -> None:
     """Send open-loop HTTP traffic through one or more routers and show success, latency,
     H-codes (per router when there are several)."""
