@@ -178,6 +178,8 @@ def step_use(entries: list[Entry], runbook: Any, scenario: Any, origin: float | 
         argv = [str(a) for a in entry.get("argv") or []]
         step = entry.get("matched_step")
         if step:
+            if entry.get("exit_code") not in (0, None):
+                continue  # failed, or refused (exit 8 in a concealed drill): not followed
             use = uses.setdefault(step, StepUse(step, None, False))
             if not use.followed:
                 use.followed, use.first_at = True, _after(entry.get("t"), origin)

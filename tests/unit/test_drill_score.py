@@ -213,3 +213,15 @@ def test_a_drill_ended_before_its_faults_scores_nothing(tmp_path, slow_dyno):
     assert s.first_fault is None
     assert s.overall == 0
     assert "# Drill report" in to_markdown(build({"id": "d-1"}, entries, *slow_dyno))
+
+
+def test_a_runbook_step_that_failed_or_was_refused_is_not_followed(tmp_path, slow_dyno):
+    # `simctl proxies` is refused (exit 8) in a concealed drill: the step was not followed
+    book = Timeline(tmp_path / "timeline.jsonl")
+    cmd(book, FAULT + 5, ["proxies"], "dyno-view", code=8)
+    cmd(book, FAULT + 6, ["logs", "--dyno", "router", "-n", "300"], "router-lines")
+    uses, _ = S.step_use(read_timeline(tmp_path / "timeline.jsonl"), slow_dyno[1],
+                         slow_dyno[0], FAULT)
+    followed = {u.step: u.followed for u in uses}
+    assert followed["router-lines"] is True
+    assert followed["dyno-view"] is False
