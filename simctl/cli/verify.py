@@ -340,16 +340,23 @@ def _summary(console: Console, outcomes: list[Outcome]) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               default=None, envvar="SIMCTL_CONFIG", metavar="FILE",
               help="Project file naming your own apps (default ./simctl.yaml; docs/apps.md).")
+@click.option("--parallel", type=click.IntRange(1, 8), default=1, show_default=True,
+              metavar="N", help="Run N stacks side by side (projects PROJECT-p1.., ports "
+                                "1500 apart), each a shard; JUnit and JSON files merged.")
 def verify(scenarios: tuple[str, ...], all_: bool, junit_path: str | None,
            json_path: str | None, seed: int | None, timing: str | None, fail_fast: bool,
            project: str, port_offset: int, keep_stack: bool, allow_shell: bool,
            backend_name: str = "local", control: str | None = None,
            shard: tuple[int, int] | None = None, config_path: str | None = None,
-           report_dir: str | None = None, app_agnostic: bool = False) -> None:
+           report_dir: str | None = None, app_agnostic: bool = False,
+           parallel: int = 1) -> None:
     """Run scenarios unattended: reproduce each incident, run its runbook's mitigation,
     check recovery (CI). Exit 0 only if every scenario passed."""
     from simctl.backends import factory
     from simctl.scenario import interrupts
+
+    if parallel > 1:
+        sys.exit(_parallel(parallel, locals()))
 
     if config_path:  # lint and the stack verify starts read the apps from it
         os.environ["SIMCTL_CONFIG"] = str(Path(config_path).resolve())
@@ -470,6 +477,33 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
         raise click.BadParameter(f"expected I/N with 1 <= I <= N, e.g. 2/3; got {value!r}",
                                  param_hint="'--shard'")
     return int(index), int(count)
+
+
+def _parallel(parts: int, given: dict[str, Any]) -> int:
+    """--parallel N: the same selection and options, in N child verifies (verify_parallel)."""
+    from simctl.cli import verify_parallel
+
+    if given["shard"] is not None or given["keep_stack"]:
+        raise InvalidInput("--parallel starts and stops a stack per part: not with --shard "
+                           "or --keep-stack")
+    if given["port_offset"] + verify_parallel.STRIDE * (parts - 1) > 30000:
+        raise InvalidInput(f"--port-offset {given['port_offset']} leaves no room for {parts} "
+                           f"stacks {verify_parallel.STRIDE} ports apart (at most 30000)")
+    for path in (given["junit_path"], given["json_path"]):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise InvalidInput(f"{path}: no such directory")
+    args = [*given["scenarios"]]
+    for flag, name in (("--all", "all_"), ("--fail-fast", "fail_fast"),
+                       ("--allow-shell", "allow_shell"), ("--app-agnostic", "app_agnostic")):
+        if given[name]:
+            args.append(flag)
+    for flag, name in (("--seed", "seed"), ("--timing", "timing"), ("--control", "control"),
+                       ("--report", "report_dir"), ("--config", "config_path"),
+                       ("--backend", "backend_name")):
+        if given[name] is not None:
+            args += [flag, str(given[name])]
+    return verify_parallel.run(parts, args, given["project"], given["port_offset"],
+                               given["junit_path"], given["json_path"])
 
 
 def _shard(selected: list[Selected], index: int, count: int) -> list[Selected]:
