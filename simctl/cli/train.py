@@ -8,6 +8,7 @@ puts what the trainee ran beside the runbook. Progress is kept per person
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -175,10 +176,13 @@ def _start(ctx: click.Context, lesson_id: str | None, who: str | None, project: 
             click.echo(f"{progress.person} has passed every lesson of the course")
             return
         chosen = found
-    ctx.invoke(drill_cli.start, scenario=chosen.id, random_=False, difficulty=None, tags=(),
-               hidden=False, conceal=False, guided=True, timing=timing, delay=None,
-               responders=(progress.person,), seed=None, max_duration="1h",
-               port_offset=port_offset, as_json=False, project=project)
+    # the drill's own lines (its facilitator token, the responders' commands) are not the
+    # trainee's: the lesson prints its objectives instead
+    with contextlib.redirect_stdout(io.StringIO()):
+        ctx.invoke(drill_cli.start, scenario=chosen.id, random_=False, difficulty=None,
+                   tags=(), hidden=False, conceal=False, guided=True, timing=timing,
+                   delay=None, responders=(progress.person,), seed=None, max_duration="1h",
+                   port_offset=port_offset, as_json=False, project=project)
     drill_id = drill_state.active_id(project)
     if drill_id is None:
         raise SimctlError(f"lesson {chosen.id}: its drill did not start")
@@ -331,8 +335,13 @@ def hint(ctx: click.Context, who: str | None) -> None:
     lesson, drill = _need_running(progress, course)
     if not drill.running:
         raise InvalidInput(f"the drill of lesson {lesson.id} is over: no more hints")
-    ctx.invoke(drill_cli.hint, as_json=False, who=progress.person, drill_id=drill.id,
-               project=drill.project)
+    with contextlib.redirect_stdout(io.StringIO()) as out:  # the drill's, in seconds
+        ctx.invoke(drill_cli.hint, as_json=True, who=progress.person, drill_id=drill.id,
+                   project=drill.project)
+    given = json.loads(out.getvalue())
+    total = given["index"] + 1 + given["hints_left"]
+    click.echo(f"hint {given['index'] + 1}/{total} (-{lessons.HINT_COST} points): "
+               f"{given['text']}")
 
 
 @train.command("answer")
