@@ -13,7 +13,7 @@ cat <<'HINT'
 
 Try it:
   curl http://web.localhost:21201/                       # answered by a dyno, through router.1
-  .venv/bin/simctl logs --tail                           # the router line of that request
+  .venv/bin/simctl logs --tail                           # the router line of that request (Ctrl-C stops)
   .venv/bin/simctl dyno set web.1 hang                   # break something: H12 in 3 s
   .venv/bin/simctl traffic --rate 50 --duration 5        # success ratio, latency, H-codes
   .venv/bin/simctl verify slow-dyno --keep-stack         # rehearse an incident with its runbook
