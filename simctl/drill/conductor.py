@@ -26,6 +26,7 @@ import time
 import urllib.request
 from typing import Any
 
+from simctl.backends.base import Backend
 from simctl.backends.state import open_private, private_folder, write_private
 from simctl.drill import state as drill_state
 from simctl.drill.timeline import Timeline, read_timeline
@@ -60,7 +61,7 @@ def fault_target(fault: FaultBase) -> str:
 class DrillRun(_Run):
     """The engine's run, conducted for a team: faults on a schedule, no mitigation."""
 
-    def __init__(self, drill: drill_state.Drill, backend: Any) -> None:
+    def __init__(self, drill: drill_state.Drill, backend: Backend) -> None:
         self.drill = drill
         self.book = Timeline(drill.timeline_path, hidden=drill.hidden)
         scenario = load_scenario(catalog.resolve_scenario(drill.scenario))
@@ -437,12 +438,13 @@ def recover_lost(drill: drill_state.Drill) -> bool:
 def main(argv: list[str]) -> int:
     project, drill_id = argv
     drill = drill_state.load(drill_state.drills_root(project) / drill_id)
-    from simctl.cli.options import backend_for
+    from simctl.backends import factory
 
-    backend = backend_for(project)
+    backend = factory.for_project(project)
     state = backend.state()
     if state is not None:  # act on the stack as it was started (its ports)
-        backend = type(backend)(project, timing=state.timing, port_offset=state.port_offset)
+        backend = factory.create(state.backend, project, timing=state.timing,
+                                 port_offset=state.port_offset)
     import psutil
 
     drill.conductor_pid = os.getpid()  # saved with the first phase, before any fault
