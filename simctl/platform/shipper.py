@@ -232,7 +232,7 @@ class ShipperCollector(Collector):
             depth.add_metric([shipper.app], shipper.depth)
             capacity.add_metric([shipper.app], shipper.back_buffer)
             buckets, total = [], 0.0
-            for sample in shipper.post_seconds.collect()[0].samples:
+            for sample in next(iter(shipper.post_seconds.collect())).samples:
                 if sample.name.endswith("_bucket"):
                     buckets.append((sample.labels["le"], sample.value))
                 elif sample.name.endswith("_sum"):

@@ -152,7 +152,7 @@ def _check_load(data: dict[str, Any], ctx: Context) -> None:
     # a router's name stands for its plain edge (simctl.load.edges): router-1 or router.1
     known = edges + [n for r in ctx.stack.routers for n in (r, r.replace("-", ".", 1))]
     routers = load.get("routers")
-    named = [(("load", "router"), load.get("router"))]
+    named: list[tuple[tuple[Any, ...], Any]] = [(("load", "router"), load.get("router"))]
     if isinstance(routers, list):
         named = [(("load", "routers", i), r) for i, r in enumerate(routers)]
     ctx.load_targets = tuple(r for _, r in named if isinstance(r, str)) or ("edge.1",)

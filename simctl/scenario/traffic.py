@@ -14,6 +14,7 @@ Log lines are numbered by the generator (``msg=load run=ID seq=N``, line N due a
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 import time
@@ -179,7 +180,7 @@ class LoadRunner:
             routes = self.spec.routes
             for i, (name, _) in enumerate(routes):
                 instance = self.spec.run_id if len(routes) == 1 else f"{self.spec.run_id}@{name}"
-                pusher = SliPusher(self.push_url, instance, lambda i=i: self._snapshot(i))
+                pusher = SliPusher(self.push_url, instance, functools.partial(self._snapshot, i))
                 self.loop.run(pusher.start(), timeout=30)
                 self._pushers.append(pusher)
 
@@ -193,8 +194,8 @@ class LoadRunner:
 
     async def _set(self, http: float | None, logs: float | None) -> None:
         if http is not None and http != self.http_rate:
-            old, self._http = self._http, []
-            for gen in old:
+            retired, self._http = self._http, []
+            for gen in retired:
                 self._retire(gen, grace=RETIRE_GRACE)
             self.http_rate = http
             routes = self.spec.routes
