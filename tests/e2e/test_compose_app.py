@@ -1,8 +1,9 @@
 """A team's image as the app's dynos on the compose backend (docs/apps.md, "The compose
 backend"): examples/hello in an image FROM simctl-base:bookworm, `up --app web=IMAGE`,
-a request through the router, `app[web.N]` lines in `simctl logs`, an app-agnostic
-scenario verified against it, and `down` leaving no container, network or relay process.
-A missing image is one line (exit 3) with nothing started.
+a request through the router, `app[web.N]` lines in `simctl logs`, a killed container
+crashing its dyno and restarted at once, an app-agnostic scenario verified against it,
+and `down` leaving no container, network or relay process. A missing image is one line
+(exit 3) with nothing started.
 
 Needs a Docker engine with simctl:latest and simctl-base:bookworm
 (scripts/docker-setup.sh); skipped without them unless SIMCTL_REQUIRE_DOCKER=1.
@@ -119,6 +120,24 @@ def test_image_app_behind_the_router_on_compose(tmp_path: Path) -> None:
         assert "app[web.1]: listening on port 8401" in logs
         assert re.search(r"app\[web\.\d\]: at=info method=GET", logs), logs[-3000:]
         assert procs.owned(folder), "the relay of the app's containers runs"
+        # a crash: Heroku's lines, and the container restarted at once (the first crash)
+        container = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={project}",
+             "--filter", "label=org.simctl.dyno=web.2"],
+            capture_output=True, text=True, check=True).stdout.split()
+        assert len(container) == 1
+        subprocess.run(["docker", "kill", container[0]], capture_output=True, check=True)
+        wanted = ["heroku[web.2]: Process exited with status 137",
+                  "heroku[web.2]: State changed from up to crashed",
+                  "heroku[web.2]: State changed from crashed to starting"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                all(line in logs for line in wanted)
+                and logs.count("heroku[web.2]: State changed from starting to up") == 2):
+            time.sleep(0.5)
+            logs = sim(env, "logs", "--dyno", "web.2", "-n", "300").stdout
+        assert all(line in logs for line in wanted), logs[-3000:]
+        assert logs.count("heroku[web.2]: State changed from starting to up") == 2
         verify = sim(env, "verify", "slow-dyno", "--backend", "compose", timeout=400)
         assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
     finally:
