@@ -90,6 +90,9 @@ def parse_option(value: str, dynos: int, allow_shell: bool, images: bool = False
         raise InvalidInput(f"--app {value!r}: expected NAME=PROCFILE_OR_DIR"
                            + (" or NAME=IMAGE" if images else ""))
     if images:
+        if not _IMAGE.match(path) and Path(path).expanduser().exists():
+            raise InvalidInput(f"--app {value!r}: the compose backend runs a container image "
+                               "(--app NAME=IMAGE), not a Procfile (docs/apps.md)")
         return image_app(name, path, dynos, {}, f"--app {value!r}")
     if not Path(path).expanduser().exists():
         raise InvalidInput(f"--app {value!r}: {path} is not a Procfile or a directory holding "

@@ -133,6 +133,8 @@ def test_images_on_the_compose_backend(tmp_path: Path) -> None:
     assert [(a.name, a.image, a.dynos) for a in apps] == [("web", "registry.example/shop:1.2", 3)]
     with pytest.raises(InvalidInput, match="is not an image reference"):
         resolve(("web=Not An Image",), None, None, tmp_path, images=True)
+    with pytest.raises(InvalidInput, match="runs a container image .* not a Procfile"):
+        resolve((f"web={tmp_path}",), None, None, tmp_path, images=True)
     with pytest.raises(InvalidInput, match="images run on the compose backend"):
         resolve(("web=shop-web:dev",), None, None, tmp_path)
     with pytest.raises(InvalidInput, match="at most 3 dynos"):
