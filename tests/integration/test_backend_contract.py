@@ -64,17 +64,23 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             ) -> Iterator[Backend]:
     folder = _stack_dir(tmp_path_factory.mktemp("stack"))
     project = f"contract-{request.param}-{os.getpid()}"
+    saved = os.environ.get("SIMCTL_STATE_DIR")  # its state and logs: in the test's folder
+    os.environ["SIMCTL_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
     made: Backend
     if request.param == "fake":
         made = FakeBackend(project, stack_dir=folder)
     else:
         made = LocalBackend(project, timing="fast", port_offset=_offset(),
                             stack_dir=folder, start_timeout=20)
-    made.up()
     try:
+        made.up()
         yield made
     finally:
         made.down()
+        if saved is None:
+            os.environ.pop("SIMCTL_STATE_DIR", None)
+        else:
+            os.environ["SIMCTL_STATE_DIR"] = saved
 
 
 def _row(backend: Backend, name: str):  # noqa: ANN202 - a ServiceStatus
