@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import promql_parser as pp
 
@@ -30,6 +30,7 @@ Sample = tuple[Labels, float]
 Vector = list[Sample]
 Matrix = list[tuple[Labels, list[tuple[float, float]]]]
 Value = float | Vector | Matrix | str
+NO_LABELS: Labels = ()
 
 RANGE_FUNCTIONS = {"rate", "increase", "irate", "delta", "avg_over_time", "min_over_time",
                    "max_over_time", "sum_over_time", "count_over_time", "last_over_time"}
@@ -149,7 +150,7 @@ class Evaluator:
             value = self._eval(node.expr, t)
             if isinstance(value, float):
                 return -value
-            return [(_drop_name(labels), -v) for labels, v in value]  # type: ignore[union-attr]
+            return [(_drop_name(labels), -v) for labels, v in instant_vector(value, "unary -")]
         if kind == "VectorSelector":
             return self._select(node, t)
         if kind == "MatrixSelector":
@@ -222,36 +223,35 @@ class Evaluator:
         if name == "time":
             return t
         if name == "vector":
-            return [((), float(args[0]))]  # type: ignore[arg-type]
+            return [(NO_LABELS, _scalar(args[0], "vector()"))]
         if name == "scalar":
-            vec = args[0]
-            return vec[0][1] if len(vec) == 1 else math.nan  # type: ignore[index,arg-type]
+            vec = instant_vector(args[0], "scalar()")
+            return vec[0][1] if len(vec) == 1 else math.nan
         if name == "abs":
-            return [(_drop_name(lb), abs(v)) for lb, v in args[0]]  # type: ignore[union-attr]
+            return [(_drop_name(lb), abs(v)) for lb, v in instant_vector(args[0], "abs()")]
         if name in ("clamp_min", "clamp_max"):
             pick = max if name == "clamp_min" else min
-            bound = float(args[1])  # type: ignore[arg-type]
-            return [(_drop_name(lb), pick(v, bound)) for lb, v in args[0]]  # type: ignore
+            bound = _scalar(args[1], f"{name}()")
+            vector = instant_vector(args[0], f"{name}()")
+            return [(_drop_name(lb), pick(v, bound)) for lb, v in vector]
         if name == "absent":
             if args[0]:
                 return []
             return [(_absent_labels(node.args[0]), 1.0)]
         if name == "histogram_quantile":
-            return _histogram_quantile(float(args[0]), args[1])  # type: ignore[arg-type]
+            return _histogram_quantile(_scalar(args[0], name), instant_vector(args[1], name))
         raise QueryError(f"unsupported: function {name}()")
 
     # -- aggregation -----------------------------------------------------------------
 
     def _aggregate(self, node: Any, t: float) -> Vector:
         op = str(node.op)
-        vector = self._eval(node.expr, t)
-        if not isinstance(vector, list):
-            raise QueryError(f"{op}() needs an instant vector")
+        vector = instant_vector(self._eval(node.expr, t), f"{op}()")
         modifier = node.modifier
         names = frozenset(modifier.labels) if modifier is not None else frozenset()
         by = modifier is None or str(modifier.type).endswith("By")
         groups: dict[Labels, list[float]] = {}
-        for labels, value in vector:  # type: ignore[misc]
+        for labels, value in vector:
             key = _signature(labels, names, include=by)
             groups.setdefault(key, []).append(value)
         out: Vector = []
@@ -285,16 +285,18 @@ class Evaluator:
             return value
         if isinstance(lhs, float) or isinstance(rhs, float):
             return self._vector_scalar(op, lhs, rhs, keep_bool)
-        return self._vector_vector(op, lhs, rhs, modifier, keep_bool)  # type: ignore[arg-type]
+        return self._vector_vector(op, instant_vector(lhs, op), instant_vector(rhs, op),
+                                   modifier, keep_bool)
 
     @staticmethod
     def _vector_scalar(op: str, lhs: Value, rhs: Value, keep_bool: bool) -> Vector:
         vector_left = isinstance(rhs, float)
         vector, scalar = (lhs, rhs) if vector_left else (rhs, lhs)
+        number = _scalar(scalar, op)
         out: Vector = []
-        for labels, v in vector:  # type: ignore[union-attr]
-            a, b = (v, scalar) if vector_left else (scalar, v)
-            result = _apply(op, a, b)  # type: ignore[arg-type]
+        for labels, v in instant_vector(vector, op):
+            a, b = (v, number) if vector_left else (number, v)
+            result = _apply(op, a, b)
             if op in COMPARISON:
                 if keep_bool:
                     out.append((_drop_name(labels), 1.0 if result else 0.0))
@@ -508,6 +510,21 @@ def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return start + (end - start) * (rank / count)
 
 
+def _scalar(value: Value, what: str) -> float:
+    """The number `what` takes: a vector or string there is a query error."""
+    if isinstance(value, (list, str)):
+        raise QueryError(f"{what} needs a scalar")
+    return float(value)
+
+
+def instant_vector(value: Value, what: str) -> Vector:
+    """The instant vector `what` takes: a scalar, string or range vector is a query error."""
+    if not isinstance(value, list) or (value and isinstance(value[0][1], list)):
+        raise QueryError(f"{what} needs an instant vector")
+    # Vector and Matrix are both lists; the check above tells them apart at run time.
+    return cast(Vector, value)
+
+
 def format_value(value: Value, t: float) -> dict[str, Any]:
     """Prometheus's API `data` for an instant query result."""
     if isinstance(value, float):
@@ -517,9 +534,10 @@ def format_value(value: Value, t: float) -> dict[str, Any]:
     if value and isinstance(value[0][1], list):
         return {"resultType": "matrix", "result": [
             {"metric": dict(labels), "values": [[ts, format_number(v)] for ts, v in points]}
-            for labels, points in value]}  # type: ignore[misc]
+            for labels, points in value]}
     return {"resultType": "vector", "result": [
-        {"metric": dict(labels), "value": [t, format_number(v)]} for labels, v in value]}  # type: ignore
+        {"metric": dict(labels), "value": [t, format_number(v)]}
+        for labels, v in instant_vector(value, "a vector result")]}
 
 
 def format_number(value: float) -> str:

@@ -24,7 +24,7 @@ import yaml
 
 from simctl.errors import InvalidInput
 from simctl.monitor.history import Labels
-from simctl.monitor.promql import Evaluator, QueryError, Vector, parse
+from simctl.monitor.promql import Evaluator, QueryError, Vector, instant_vector, parse
 
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?"
                        r"(?:(\d+)ms)?$")
@@ -110,9 +110,7 @@ class Rule:
     def evaluate(self, evaluator: Evaluator, t: float) -> list[Alert]:
         """Evaluate at t; returns the alerts whose state changed (fired or resolved)."""
         try:
-            result = evaluator.instant(self.parsed, t)
-            if not isinstance(result, list):
-                raise QueryError("an alert expression must give an instant vector")
+            result = instant_vector(evaluator.instant(self.parsed, t), "an alert expression")
             self.health, self.last_error = "ok", ""
         except QueryError as exc:
             self.health, self.last_error = "err", str(exc)

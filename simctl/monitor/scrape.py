@@ -41,7 +41,8 @@ class Target:
         if match is None:
             raise ValueError(f"{text!r} is not JOB/INSTANCE=URL "
                              "(e.g. router/router.1=http://127.0.0.1:7221/metrics)")
-        return cls(*match.groups())
+        job, instance, url = match.groups()
+        return cls(job, instance, url)
 
 
 def parse_text(text: str, job: str, instance: str) -> dict[Labels, float]:

@@ -22,7 +22,15 @@ from aiohttp import web
 from prometheus_client import Counter, Gauge, Histogram
 
 from simctl.monitor.history import History, Labels
-from simctl.monitor.promql import Evaluator, QueryError, format_number, format_value, parse
+from simctl.monitor.promql import (
+    NO_LABELS,
+    Evaluator,
+    QueryError,
+    format_number,
+    format_value,
+    instant_vector,
+    parse,
+)
 from simctl.monitor.rules import RuleFile, RuleFileError, format_duration, load_rules
 from simctl.monitor.scrape import Scraper, Target, parse_text
 from simctl.monitor.webhook import Webhook, rfc3339
@@ -195,10 +203,8 @@ class MonitorService(Service):
                 t = start + i * step
                 value = self.evaluator.instant(expr, t)
                 if isinstance(value, float):
-                    value = [((), value)]
-                if not isinstance(value, list):
-                    raise QueryError("range queries need a scalar or instant vector expression")
-                for labels, v in value:
+                    value = [(NO_LABELS, value)]
+                for labels, v in instant_vector(value, "a range query"):
                     series.setdefault(labels, []).append([_num_t(t), format_number(v)])
         except (QueryError, ValueError) as exc:
             return _error(str(exc))
