@@ -157,12 +157,15 @@ async def relay(project: str, app: str, logplex: str, sync: str, timing: Timing)
 
     client = docker.from_env(timeout=60)
     followed: dict[str, asyncio.Task[None]] = {}
-    filters = {"label": [f"{PROJECT_LABEL}={project}", APP_LABEL]}
+    filters: dict[str, str | list[str] | bool] = {
+        "label": [f"{PROJECT_LABEL}={project}", APP_LABEL]}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
         while True:
             containers = await asyncio.to_thread(client.containers.list, all=True,
                                                  filters=filters)
             for container in containers:
+                if container.id is None:  # docker-py's type; a listed container has one
+                    continue
                 task = followed.get(container.id)
                 if task is None or task.done():
                     dyno = ContainerDyno(client, container, app, logplex, sync, timing, session)

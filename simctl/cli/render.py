@@ -61,8 +61,8 @@ def fit_ids(out: Table) -> Table:
     """Give every no-wrap column the width of its longest cell, so it is never cut."""
     for column in out.columns:
         if column.no_wrap:
-            cells = [str(column.header), *(Text.from_markup(str(c)).plain
-                                           if isinstance(c, str) else c.plain
+            cells = [str(column.header), *(c.plain if isinstance(c, Text)
+                                           else Text.from_markup(str(c)).plain
                                            for c in column.cells)]
             column.min_width = max(len(c) for c in cells)
     return out

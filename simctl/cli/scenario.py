@@ -195,7 +195,7 @@ def _render(s: Scenario, path: Path, no_hints: bool) -> None:
             console.print(Text(f"  - {hint}"))
 
 
-def _probes(console: Console, title: str, probes: list) -> None:  # type: ignore[type-arg]
+def _probes(console: Console, title: str, probes: list) -> None:
     console.print(Text(title, style="bold"))
     for probe in probes:
         console.print(Text(f"  - {probe}"))

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 
 import click
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -37,7 +37,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 
 
 def _table(snap: LoadSnapshot) -> Group:
-    parts = []
+    parts: list[RenderableType] = []
     http: HttpStats | None = snap.http
     if http is not None:
         t = Table(title=f"HTTP after {snap.elapsed:.1f}s", box=None, pad_edge=False)

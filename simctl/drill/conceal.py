@@ -28,7 +28,7 @@ def neutral_name() -> str:
     return f"t-{secrets.token_hex(3)}"
 
 
-def conceal_scenario(scenario):  # type: ignore[no-untyped-def]
+def conceal_scenario(scenario):
     """The scenario with each toxic renamed neutrally (names stay unique)."""
     faults = []
     for fault in scenario.faults:

@@ -40,7 +40,7 @@ def resolve(address: str) -> tuple[str, int]:
         pass
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    return infos[0][4][0], port
+    return str(infos[0][4][0]), port
 
 
 def same(a: str, b: str) -> bool:

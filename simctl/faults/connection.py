@@ -300,7 +300,7 @@ class ProxyConnection:
         upstream.resume_reading("link")
 
     def _rng_for(self, direction: str):
-        def make(spec):  # type: ignore[no-untyped-def]
+        def make(spec):
             return self.proxy.rng_for(self.seq, direction, spec.name)
 
         return make

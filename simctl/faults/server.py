@@ -181,10 +181,13 @@ class ToxiproxyServer:
         tune_gc()
         loop = asyncio.get_running_loop()
         stopped: asyncio.Future[int] = loop.create_future()
+
+        def stop(signum: int) -> None:
+            if not stopped.done():
+                stopped.set_result(signum)
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(
-                signum, lambda s=signum: stopped.done() or stopped.set_result(s)
-            )
+            loop.add_signal_handler(signum, stop, signum)
         if ready is not None:
             ready(self)
         try:

@@ -18,9 +18,11 @@ from simctl.faults.errors import BAD_REQUEST_BODY, ApiError
 class _Float(float):
     """A JSON number written with a fraction or exponent (not an int64 for Go)."""
 
+    text: str
+
     def __new__(cls, text: str) -> _Float:
         obj = super().__new__(cls, float(text))
-        obj.text = text  # type: ignore[attr-defined]
+        obj.text = text
         return obj
 
 

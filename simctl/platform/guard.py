@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -95,7 +96,7 @@ def refusal(request: web.Request) -> tuple[int, str] | None:
     return None
 
 
-def browser_guard_middleware() -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def browser_guard_middleware() -> Middleware:
     """The aiohttp middleware: ``web.Application(middlewares=[browser_guard_middleware()])``."""
 
     @web.middleware

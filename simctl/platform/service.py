@@ -146,8 +146,13 @@ async def serve(service: Service, host: str, port: int) -> int:
     """Run until SIGINT/SIGTERM; print the ready line; return the signal number."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[int] = loop.create_future()
+
+    def stop(signum: int) -> None:
+        if not stopped.done():
+            stopped.set_result(signum)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: stopped.done() or stopped.set_result(s))
+        loop.add_signal_handler(signum, stop, signum)
     try:
         await service.listen(host, port)
         print(service.ready_line(), flush=True)

@@ -197,7 +197,7 @@ class SyncService(Service):
             pass  # the follower went away
         finally:
             self.subscribers -= 1
-            self._streams.discard(transport)  # type: ignore[arg-type]
+            self._streams.discard(transport)
         return resp
 
     async def _body(self, request: web.Request) -> Any:

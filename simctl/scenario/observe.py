@@ -310,7 +310,8 @@ class Observer:
         for name in routers:
             answer = health_bodies.get(name)
             body = answer[1] if answer is not None and isinstance(answer[1], dict) else {}
-            sync = body.get("sync") if isinstance(body.get("sync"), dict) else {}
+            raw_sync = body.get("sync")
+            sync = raw_sync if isinstance(raw_sync, dict) else {}
             router_versions[name] = (_int(body.get("table_version")), _int(sync.get("lag")))
         sync_version = None
         if sync_body is not None and isinstance(sync_body[1], dict):

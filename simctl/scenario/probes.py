@@ -285,7 +285,7 @@ def metric_value(probe: MetricProbe, per_service: Mapping[str, Sequence[tuple[fl
             current.append(points[-1][1])
     if not current:
         return None, "no service exposes this metric"
-    return float(sum(current)), ""  # type: ignore[arg-type]
+    return float(sum(current)), ""
 
 
 def log_count(probe: LogProbe, rows: Iterable[tuple[float, str]], window: Window) -> int:

@@ -20,6 +20,7 @@ and closing the loop cancels it too, so the session never outlives the run.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import socket
 import time
@@ -45,9 +46,10 @@ class TailReading:
     lines: int = 0
     l11: int = 0
     last_l11: str = ""
-    _partial: bytes = b""
+    # builtins.bytes: inside this class `bytes` names the counter above.
+    _partial: builtins.bytes = b""
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: builtins.bytes) -> None:
         self.bytes += len(data)
         data = self._partial + data
         *complete, self._partial = data.split(b"\n")

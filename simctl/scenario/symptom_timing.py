@@ -58,7 +58,8 @@ def baseline_warnings(scenario: Scenario) -> Iterator[tuple[tuple[Any, ...], str
 def check(data: dict[str, Any], add: Any) -> None:
     """Fault names are unique; `after` and `while` name a fault; the windows fit in
     `within`. ``add(path, message)`` records a problem (raw YAML data: skip bad shapes)."""
-    faults = data.get("faults") if isinstance(data.get("faults"), list) else []
+    raw_faults = data.get("faults")
+    faults = raw_faults if isinstance(raw_faults, list) else []
     named: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(faults):
         name = item.get("name") if isinstance(item, dict) else None
@@ -67,7 +68,8 @@ def check(data: dict[str, Any], add: Any) -> None:
         if name in named:
             add(("faults", index, "name"), f"fault name '{name}' is used twice")
         named.setdefault(name, item)
-    symptoms = data.get("symptoms") if isinstance(data.get("symptoms"), list) else []
+    raw_symptoms = data.get("symptoms")
+    symptoms = raw_symptoms if isinstance(raw_symptoms, list) else []
     for index, item in enumerate(symptoms):
         if not isinstance(item, dict):
             continue

@@ -37,7 +37,7 @@ class TailSession:
 
     def __init__(self, app: str, capacity: int, dropped: Counter) -> None:
         self.app = app
-        self.buffer = LossyBuffer(capacity)
+        self.buffer: LossyBuffer[LogMessage] = LossyBuffer(capacity)
         self.closed = False
         self.transport: asyncio.BaseTransport | None = None
         self._dropped = dropped

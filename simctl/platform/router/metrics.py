@@ -77,7 +77,7 @@ class RouterMetrics:
         self.table_version.set(-1)
         self.sync_connected = Gauge("router_sync_connected", "1 while the sync stream is open",
                                     registry=registry)
-        registry.register(_StateCollector(read_state))  # type: ignore[arg-type]
+        registry.register(_StateCollector(read_state))
         self._children: dict[tuple[str, int], Any] = {}
         self._observe = self.duration.observe
 

@@ -98,7 +98,7 @@ class RouterService(Service):
         self._runner = runner
         site = web.TCPSite(runner, host, self.admin_port, reuse_address=True)
         await site.start()
-        self.admin_url = f"http://{shown}:{_port(site._server)}"  # type: ignore[arg-type]
+        self.admin_url = f"http://{shown}:{_port(site._server)}"
 
     async def start(self) -> None:
         core = self.core

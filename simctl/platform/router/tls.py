@@ -32,7 +32,7 @@ def self_signed(common_name: str = "simctl router", days: int = 30) -> Certifica
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    alt = [x509.DNSName(n) for n in DNS_NAMES]
+    alt: list[x509.GeneralName] = [x509.DNSName(n) for n in DNS_NAMES]
     alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in IP_ADDRESSES]
     cert = (
         x509.CertificateBuilder()
