@@ -14,6 +14,10 @@ import json
 import os
 import random
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
 
 
 def _preload() -> None:
@@ -26,6 +30,7 @@ def _preload() -> None:
 
 def _run(argv: list[str]) -> int:
     """Run `python -m simctl ...` or `python -m simctl.platform ...` in this process."""
+    entry: click.Group
     if argv[:2] == ["-m", "simctl.platform"]:
         from simctl.platform.__main__ import main as entry
     elif argv[:2] == ["-m", "simctl"]:

@@ -159,7 +159,10 @@ def _ensure_stack(project: str, timing: str | None, port_offset: int) -> tuple[A
         if timing and timing != state.timing:
             click.secho(f"warning: --timing {timing} ignored: the stack runs {state.timing}",
                         fg="yellow", err=True)
-        return type(backend)(project, timing=state.timing, port_offset=state.port_offset), False
+        # Every concrete backend takes these; the abstract Backend declares no constructor.
+        again = type(backend)(project, timing=state.timing,  # type: ignore[call-arg]
+                              port_offset=state.port_offset)
+        return again, False
     from simctl.apps.config import project_apps
 
     backend = LocalBackend(project, timing=timing or "fast", port_offset=port_offset)

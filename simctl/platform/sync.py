@@ -255,7 +255,7 @@ class SyncService(Service):
                             "enabled": body.get("enabled")})
 
     async def _poison(self, request: web.Request) -> web.Response:
-        kind = "json"
+        kind: str | None = "json"
         if request.can_read_body:
             body = await self._body(request)
             kind = body.get("kind", "json") if isinstance(body, dict) else None

@@ -16,6 +16,9 @@
            stopped (``runbook run``, ``verify``, ``up``, ``toxiproxy serve``, ``web``,
            ``dashboard``, or ``--allow-shell``): simctl never runs it
     RB014  an alert of the front matter has no rule in stack/alerts.yaml (docs/alerts.md)
+    RB015  the runbook's id, or an alert rule's ``annotations.runbook``, is a scenario's id:
+           alerts link their runbook, so the page would name a hidden drill's scenario
+           (docs/drills.md); name runbooks after what on-call sees
 
 Warnings do not make the check fail; every other rule does.
 """
@@ -32,7 +35,8 @@ from typing import Any
 import click
 import yaml
 
-from simctl.monitor.rules import missing_rule
+from simctl.errors import InvalidInput
+from simctl.monitor.rules import default_rules_path, load_rules, missing_rule
 from simctl.runbook.model import REQUIRED_SECTIONS, Command, Runbook
 from simctl.runbook.parser import parse_runbook
 from simctl.scenario import catalog
@@ -53,7 +57,9 @@ RULES = {
     "RB012": "id does not match the file name",
     "RB013": "step could grant itself the shell",
     "RB014": "alert without a rule",
+    "RB015": "runbook id names a scenario",
 }
+GIVES_AWAY = "names a scenario: it would give away a hidden drill"
 WARNINGS = {"RB009"}
 
 
@@ -150,7 +156,8 @@ def parse_command(cli: click.Group, argv: Sequence[str]) -> str | None:
     except _NO_ARGS_IS_HELP as exc:
         return f"missing command after '{exc.ctx.command_path if exc.ctx else 'simctl'}'"
     except click.ClickException as exc:
-        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "simctl"
+        failed = getattr(exc, "ctx", None)  # UsageError and its subclasses carry one
+        where = failed.command_path if failed else "simctl"
         return f"{where}: {exc.format_message()}"
     except click.exceptions.Abort:
         return "aborted while parsing"
@@ -186,6 +193,9 @@ def _check_front(runbook: Runbook, context: CheckContext, add: Any) -> None:
     if front is None:
         return
     lines = runbook.front_lines
+    if front.id in context.scenarios:
+        add(lines.get("id", 1), "RB015", f"runbook id '{front.id}' {GIVES_AWAY} (name it "
+                                         "after the symptom or alert on-call sees)")
     if front.id != runbook.path.stem:
         add(lines.get("id", 1), "RB012", f"id '{front.id}' does not match the file name "
                                          f"'{runbook.path.name}' (expected '{runbook.path.stem}')")
@@ -263,8 +273,41 @@ def _check_commands(commands: Iterable[Command], context: CheckContext, add: Any
             add(command.line, "RB006", f"'{_short(command.text)}': {problem}")
 
 
+def check_alert_runbooks(context: CheckContext, rules: Path | None = None,
+                         display: str | None = None) -> list[Finding]:
+    """RB015 for the alert rules (default: the stack's rule file) whose runbook annotation
+    is a scenario's id: `simctl alerts`, the dashboards and drill timelines show it to
+    responders. A rule file that does not load is `simctl alerts check`'s business."""
+    path = rules or default_rules_path()
+    try:
+        rule_file = load_rules(path)
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (InvalidInput, OSError, UnicodeDecodeError):
+        return []
+    name = display or str(path)
+    findings = []
+    for rule in rule_file.rules():
+        if rule.runbook in context.scenarios:
+            findings.append(Finding(name, _annotation_line(lines, rule.line), "RB015",
+                                    f"alert '{rule.name}': runbook '{rule.runbook}' "
+                                    f"{GIVES_AWAY} (name the runbook after the symptom)"))
+    return sorted(findings)
+
+
+def _annotation_line(lines: list[str], start: int) -> int:
+    """The line of the rule's ``runbook:`` annotation (1-based), or the rule's own line."""
+    for number in range(start, len(lines) + 1):
+        text = lines[number - 1].strip()
+        if number > start and text.startswith("- "):
+            break  # the next rule
+        if "runbook:" in text:  # block or flow style
+            return number
+    return start
+
+
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["RULES", "WARNINGS", "CheckContext", "Finding", "check_runbook", "parse_command"]
+__all__ = ["RULES", "WARNINGS", "CheckContext", "Finding", "check_alert_runbooks", "check_runbook",
+           "parse_command"]

@@ -441,7 +441,7 @@ class _Run:
 
     def _symptom_checks(self) -> list[SymptomCheck]:
         timeline = self.scenario.timeline()
-        checks = []
+        checks: list[SymptomCheck] = []
         for i, item in enumerate(self.scenario.symptoms):
             follows = symptom_timing.followed_fault(self.scenario, item)
             during = None
@@ -800,8 +800,8 @@ def _step_output(outcome: StepResult) -> str:
         for stream in (command.stdout, command.stderr):
             if stream.strip():
                 parts.append(stream.rstrip())
-    for command in outcome.not_run:
-        parts.append(f"(not run) {command.text}")
+    for skipped in outcome.not_run:
+        parts.append(f"(not run) {skipped.text}")
     return "\n".join(parts)
 
 

@@ -134,8 +134,9 @@ def junit_document(journals: Sequence[dict[str, Any]], *, name: str = "simctl ve
         "skipped": str(sum(1 for j in journals if _verdict(j) == SKIPPED_RUN)),
         "time": f"{duration:.3f}",
     }
-    root = ET.Element("testsuites", name=name, **counts)
-    suite = ET.SubElement(root, "testsuite", name=name, hostname=socket.gethostname(), **counts)
+    root = ET.Element("testsuites", {"name": name, **counts})
+    suite = ET.SubElement(root, "testsuite",
+                          {"name": name, "hostname": socket.gethostname(), **counts})
     if start is not None:
         suite.set("timestamp", iso(start) or "")
     suite.extend(cases)

@@ -153,14 +153,15 @@ class Exchange:
             return self._no_such_app()
         if self.app.maintenance:
             raise Failure("H80")
-        await self._connect(self.app.name)
+        await self._connect(self.app)
         await self._send_request()
         await self._relay_response()
         return True
 
     # dispatch and connect ---------------------------------------------------------------------
 
-    async def _connect(self, app_name: str) -> None:
+    async def _connect(self, routed: App) -> None:
+        app_name = routed.name
         core, conn, loop = self.core, self.conn, self.loop
         timing = core.timing
         quarantine = core.quarantine
@@ -173,7 +174,7 @@ class Exchange:
         q_deadline = boot_deadline = None
         try:
             while True:
-                app = core.table.apps.get(app_name) or self.app
+                app = core.table.apps.get(app_name) or routed
                 up = app.up
                 now = loop.time()
                 chosen: Dyno | None = None

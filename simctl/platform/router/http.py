@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import h11
 
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("simctl.router")
 
 MAX_HEAD = 64 * 1024  # request line + headers, parsed at once
-MAX_REQUEST_LINE = 8192  # Vegur's listener limits (domain.md 2.4)
+# Vegur's listener limits (docs/platform.md, "Vegur's defaults and limits")
+MAX_REQUEST_LINE = 8192
 MAX_HEADER_VALUE = 8192
 MAX_HEADER_NAME = 1000
 MAX_HEADERS = 1000
@@ -185,7 +186,8 @@ def chunk_problem(conn: h11.Connection) -> bool:
     would hold the request until the client-idle timeout; and it accepts 20 hex digits
     of size, more than any body can be. Both are Vegur's "bad chunk" at once.
     """
-    reader = conn._reader  # h11 0.16's ChunkedReader (the version pinned in pyproject)
+    # h11 0.16's ChunkedReader (the version pinned in pyproject); private, so untyped.
+    reader: Any = conn._reader
     if type(reader).__name__ != "ChunkedReader":
         return False
     if reader._bytes_in_chunk > MAX_CHUNK_SIZE:

@@ -20,6 +20,7 @@ import json
 import re
 import socket
 import time
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -93,7 +94,7 @@ class FakeDyno:
             pass
         finally:
             self._writers.discard(writer)
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.transport.abort()
 
     async def _read_request(self, conn: h11.Connection, reader: asyncio.StreamReader
@@ -122,13 +123,13 @@ class FakeDyno:
                               "headers": headers, "body": len(body)})
         path = url.path
 
-        def send(*events: object) -> None:
+        def send(*events: h11.Response | h11.Data | h11.EndOfMessage) -> None:
             for event in events:
-                data = conn.send(event)  # type: ignore[arg-type]
+                data = conn.send(event)
                 if data:
                     writer.write(data)
 
-        def response(status: int, payload: bytes, extra: list[tuple[str, str]] = ()) -> None:
+        def response(status: int, payload: bytes, extra: Sequence[tuple[str, str]] = ()) -> None:
             send(h11.Response(status_code=status, headers=[
                 ("content-type", "text/plain"), ("content-length", str(len(payload))),
                 ("x-dyno", self.name), *extra]))
