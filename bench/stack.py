@@ -163,8 +163,8 @@ def main() -> int:
             pass  # an empty store: it holds 100,000 messages, as many as the run sends
         before = get_json(f"{drain}/stats")
         line_rate, line_seconds = 20000, 5.0
-        # Offered the way log-shuttle ships (domain.md 4.5): a batch of 500 lines goes
-        # out as soon as it is full, so at 20,000 lines/s one post every 25 ms, not
+        # Offered the way log-shuttle ships (docs/platform.md, "Log shipper"): a batch of
+        # 500 lines goes out as soon as it is full, so at 20,000 lines/s one post every 25 ms, not
         # 2,000 lines at once every 100 ms (the generator's default tick).
         logs = LogTraffic(url=backend.url_of("logplex"), rate=line_rate, max_batch=500,
                           batch_interval=500 / line_rate)

@@ -1,4 +1,4 @@
-"""The Toxiproxy v2 HTTP API on aiohttp (routes as in api.go, toxiproxy-api.md section 2)."""
+"""The Toxiproxy v2 HTTP API on aiohttp (routes as in api.go, docs/toxiproxy.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 
 def _error(exc: ApiError) -> web.Response:
-    # http.Error: JSON body, trailing newline, text/plain (toxiproxy-api.md section 2.1).
+    # http.Error: JSON body, trailing newline, text/plain
+    # (docs/toxiproxy.md, "Conventions and errors").
     body = wire.encode({"error": exc.message, "status": exc.status}) + b"\n"
     return web.Response(
         body=body,

@@ -1,7 +1,7 @@
 """simctl's own Toxiproxy client: synchronous, typed, stdlib only, one instance per server.
 
 toxiproxy-python has no timeouts, keeps the host in global state, emulates /populate on the
-client side and cannot update anything (toxiproxy-api.md sections 9-10), so simctl talks to
+client side and cannot update anything (docs/toxiproxy.md, "Clients"), so simctl talks to
 any Toxiproxy 2.5-2.12 (or the embedded server) through this instead:
 
     client = ToxiproxyClient("http://127.0.0.1:8474")

@@ -2,7 +2,7 @@
 
 Closing follows Toxiproxy: when a link's source ends (EOF or error) its writer fully
 closes the destination socket; the other link then sees its source end and closes the
-first socket. Half-close is therefore not propagated (toxiproxy-api.md section 3.2).
+first socket. Half-close is therefore not propagated (docs/toxiproxy.md, "Chunks and closing").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ joined by Channels, and a writer task puts them on the wire:
 A chunk handed to an idle writer (say, by a latency toxic's timer at its deadline) is
 written in place, without waking the writer task for it.
 
-Chain changes on a live connection follow Toxiproxy (toxiproxy-api.md section 3.3): an
+Chain changes on a live connection follow Toxiproxy (docs/toxiproxy.md, "Live changes"): an
 interrupted stub forwards what it holds, a removed stub flushes its queue downstream
 (or closes the stream, for toxics that close on removal), the neighbour re-rolls its
 toxicity. When the last toxic goes, the writer flushes and the link turns direct again.

@@ -1,4 +1,5 @@
-"""The server's Prometheus metrics, named and labelled like Toxiproxy's (METRICS.md).
+"""The server's Prometheus metrics, named and labelled like Toxiproxy's
+(docs/toxiproxy.md, "Metrics").
 
 Bytes are added when a connection's link ends, not while data streams, as Toxiproxy does.
 """

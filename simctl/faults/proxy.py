@@ -123,7 +123,7 @@ class Proxy:
         return not address.same(listen, self.listen) or upstream != self.upstream
 
     async def update(self, listen: str, upstream: str, enabled: bool) -> None:
-        """Apply a PATCH (toxiproxy-api.md section 2.3): restart on a new address."""
+        """Apply a PATCH (docs/toxiproxy.md, "Proxy lifecycle"): restart on a new address."""
         if self.differs(listen, upstream):
             try:
                 address.resolve(listen)

@@ -101,7 +101,10 @@ class ToxicCollection:
         return any(t.kind.resets_connections for t in self._toxics)
 
     def parse(self, body: Any) -> ToxicSpec:
-        """Validate a create request in Toxiproxy's order (toxiproxy-api.md section 2.5)."""
+        """Validate a create request in Toxiproxy's order.
+
+        docs/toxiproxy.md, "Toxic defaults and validation".
+        """
         body = wire.expect_object(body, "toxics.ToxicWrapper")
         stream = wire.get_str(body, "stream", "downstream", "ToxicWrapper.stream")
         if stream.lower() not in DIRECTIONS:

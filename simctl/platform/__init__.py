@@ -1,1 +1,1 @@
-"""The simulated platform: sync, router, logplex, dyno and drain services (domain.md)."""
+"""The simulated platform: sync, router, logplex, dyno and drain services (docs/platform.md)."""

@@ -1,4 +1,5 @@
-"""An address that never answers a TCP connect, on 127.0.0.1 (domain.md section 6).
+"""An address that never answers a TCP connect, on 127.0.0.1
+(docs/platform.md, "Unreachable addresses").
 
 A toxic cannot make a connect time out: the proxy accepts first. H19 (backend connect
 timeout) needs a listener whose accept queue is full: the kernel then drops new SYNs

@@ -1,4 +1,5 @@
-"""application/logplex-1 framing: RFC 6587 octet-counted RFC 5424 messages (domain.md 4.2).
+"""application/logplex-1 framing: RFC 6587 octet-counted RFC 5424 messages
+(docs/platform.md, "Logplex framing").
 
 A body is ``<len> <msg>`` repeated with no separator; ``len`` counts the bytes of
 ``msg``. Input messages look like ``<134>1 TS HOST APP PROC - - text``; Logplex's

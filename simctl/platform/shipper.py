@@ -1,4 +1,5 @@
-"""A log-shuttle style shipper: lines in, logplex-1 batches POSTed to Logplex (domain.md 4.5).
+"""A log-shuttle style shipper: lines in, logplex-1 batches POSTed to Logplex
+(docs/platform.md, "Log shipper").
 
 ``emit()`` never blocks and never raises: a line is put in the current batch; full
 batches wait in a bounded back-buffer; when that is full the batch is dropped and

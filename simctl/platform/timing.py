@@ -1,6 +1,7 @@
 """Timing profiles: every platform timer comes from one of these.
 
-``heroku`` carries the real numbers (domain.md sections 2.4, 3.1, 4.3); ``fast`` divides
+``heroku`` carries the real numbers (docs/platform.md: "Vegur's defaults and
+limits", "Routing behaviour", "Drain rules"); ``fast`` divides
 every timeout by 10 for CI and quick drills. Sizes (buffers, limits) never change.
 """
 

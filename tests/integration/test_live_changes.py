@@ -1,4 +1,5 @@
-"""What open connections see when toxics change (toxiproxy-api.md sections 3.2, 3.3 and 4)."""
+"""What open connections see when toxics change
+(docs/toxiproxy.md: "Chunks and closing", "Live changes", "Toxicity")."""
 
 from __future__ import annotations
 

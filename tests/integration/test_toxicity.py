@@ -1,5 +1,6 @@
 """Toxicity is rolled per connection and direction, and the seed makes it reproducible
-(toxiproxy-api.md section 4; section 7 item 10: the embedded server's seed works)."""
+(docs/toxiproxy.md, "Toxicity"; "Deliberate differences": the embedded server's seed
+works)."""
 
 from __future__ import annotations
 

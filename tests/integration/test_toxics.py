@@ -1,4 +1,4 @@
-"""Each toxic of toxiproxy-api.md section 5, measured on real sockets.
+"""Each toxic of docs/toxics.md, measured on real sockets.
 
 The "observed" numbers come from real Toxiproxy v2.12.0; tolerances are explicit and
 generous (the machine is shared), and lower bounds are physical: a toxic never makes
@@ -251,7 +251,7 @@ async def test_reset_peer_added_to_an_open_connection_closes_with_eof(h: Harness
 
 async def test_reset_peer_present_but_inactive_still_resets_closes(h: Harness) -> None:
     # toxicity 0: the toxic does nothing, but its presence at accept time made every
-    # close of the connection an RST (toxiproxy-api.md section 5, reset_peer).
+    # close of the connection an RST (docs/toxics.md, "reset_peer").
     upstream = await h.serve(send_then_close(b"reply", delay=0.05))
     port = await h.proxy(upstream=upstream.address,
                          toxics=({**toxic("reset_peer", timeout=0), "toxicity": 0},))

@@ -1,4 +1,5 @@
-"""The HTTP API of the embedded Toxiproxy server against toxiproxy-api.md sections 2 and 7.
+"""The HTTP API of the embedded Toxiproxy server against docs/toxiproxy.md
+("Conventions and errors", "Deliberate differences").
 
 Every reply is checked on the wire: status, exact body bytes, Content-Type, key order.
 After every kind of bad input the server must still serve (``api.assert_serving``).
@@ -33,7 +34,8 @@ TOXIC_KEYS = ["attributes", "name", "type", "stream", "toxicity"]
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 
-# Attribute keys in Go struct order, all zero by default (toxiproxy-api.md section 2.5).
+# Attribute keys in Go struct order, all zero by default
+# (docs/toxiproxy.md, "Toxic defaults and validation").
 DEFAULT_ATTRIBUTES = {
     "latency": {"latency": 0, "jitter": 0},
     "bandwidth": {"rate": 0},

@@ -1,5 +1,5 @@
 """Proxy lifecycle on real sockets: disable, enable, delete, refused upstream, reset
-(toxiproxy-api.md sections 2.3 and 8, "Proxy lifecycle")."""
+(docs/toxiproxy.md, "Proxy lifecycle")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """toxiproxy-python 0.1.1, a third-party synchronous client, against the embedded server
-(toxiproxy-api.md section 9). The server runs in a background thread (conftest's
+(docs/toxiproxy.md, "Clients"). The server runs in a background thread (conftest's
 ``toxiproxy_server``), the upstream is conftest's threaded ``echo_server``.
 
 The client keeps host and port in class attributes of ``APIConsumer``: the fixture

@@ -1,4 +1,5 @@
-"""The dyno: a small web app whose behaviour switches at run time (domain.md 3).
+"""The dyno: a small web app whose behaviour switches at run time
+(docs/architecture.md, "dyno").
 
 Any path answers: ``GET /`` a short text naming the dyno, ``GET /bytes/N`` N bytes,
 other methods echo the request body. ``/control`` switches the behaviour

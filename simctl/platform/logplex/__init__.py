@@ -1,4 +1,4 @@
-"""Logplex: the log router (domain.md 4). ``command`` runs it as a process.
+"""Logplex: the log router (docs/platform.md, "Logplex"). ``command`` runs it as a process.
 
     buffer      the bounded, loss-recording buffer behind drains and tails
     config      the --drain syntax (NAME[@APP]=URL) and credential masking

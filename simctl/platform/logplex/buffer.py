@@ -1,4 +1,5 @@
-"""The bounded buffer behind every drain and tail session (logplex_msg_buffer, domain.md 4.4).
+"""The bounded buffer behind every drain and tail session (logplex_msg_buffer,
+docs/platform.md, "Bounded buffers").
 
 It keeps the newest messages: a push into a full buffer displaces the oldest ones and
 records the loss (a count and the time of the first loss), which the owner later takes

@@ -1,4 +1,5 @@
-"""One HTTP drain: a bounded buffer and a sender task with Logplex's rules (domain.md 4.3).
+"""One HTTP drain: a bounded buffer and a sender task with Logplex's rules
+(docs/platform.md, "Drain rules").
 
 Messages are pushed into the buffer by ingest (never blocking, newest kept), as their
 output frames, encoded once per body for all drains. The sender takes frames of up to

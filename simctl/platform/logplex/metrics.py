@@ -1,4 +1,7 @@
-"""Logplex's Prometheus metrics (domain.md 4.6), one registry per service instance."""
+"""Logplex's Prometheus metrics, one registry per service instance.
+
+docs/platform.md, "Logplex metrics".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Control rods: the operator's load-shedding switches (domain.md 4.7)."""
+"""Control rods: the operator's load-shedding switches (docs/platform.md, "Control rods")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The logplex service: ingest, channels, drains, tails, control rods (domain.md 4).
+"""The logplex service: ingest, channels, drains, tails, control rods
+(docs/platform.md, "Logplex").
 
     POST /logs                      application/logplex-1, Basic auth token:t.<app>
     GET  /tail?app=APP[&n=N]        display-format lines, replaying the last N first

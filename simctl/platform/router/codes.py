@@ -1,4 +1,7 @@
-"""The router's error codes (domain.md 3.3) and the small HTML pages it answers with."""
+"""The router's error codes and the small HTML pages it answers with.
+
+docs/platform.md, "H-codes".
+"""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Each dyno takes ``timing.dyno_concurrency`` requests at a time from this router. When
 every usable dyno is full, requests wait in the app's queue, first come first served, up
 to ``timing.backlog_per_dyno`` x the number of up dynos; past that a request gets H11 at
-once (domain.md 3.1). A finished request hands its slot straight to the first waiter, so
-new arrivals cannot overtake the queue.
+once (docs/platform.md, "Routing behaviour"). A finished request hands its slot straight
+to the first waiter, so new arrivals cannot overtake the queue.
 """
 
 from __future__ import annotations

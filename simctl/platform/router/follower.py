@@ -1,6 +1,7 @@
 """Following the sync service: a snapshot, then the stream of records, applied in order.
 
-The follower never takes the router down and never guesses (domain.md 5.1, incident 372):
+The follower never takes the router down and never guesses
+(docs/platform.md, "State sync", incident 372):
 
 - a malformed record (bad JSON, missing field, wrong type, unknown op or app) halts
   applying. The router keeps routing on its last good table, says so in /health

@@ -1,4 +1,4 @@
-"""Router log lines in Heroku's format (domain.md 3.2).
+"""Router log lines in Heroku's format (docs/platform.md, "Router log format").
 
     at=info method=GET path="/" host=h request_id=ID fwd="1.2.3.4" dyno=web.1 connect=1ms
         service=5ms status=200 bytes=123 protocol=http

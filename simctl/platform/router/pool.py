@@ -1,14 +1,14 @@
 """Kept-alive dyno connections, parked between requests, by dyno key.
 
 Vegur closes a back-end connection after each request by default; keep-alive to back
-ends is opt-in (domain.md 3.1, since Vegur 2.0.0), and so it is here: ``enabled`` is off
-unless the router runs with ``--backend-keepalive on`` or an operator switches it
-(``POST /admin/keepalive``, ``simctl router keepalive``). A new connection per request
-costs a connect, an accept and a close in every process on the path (router, the link's
-proxy, the dyno), and on a real router a TIME_WAIT port (incident A2), which is why it
-is a mitigation. Connect failures, quarantine and H19/H21 still come from new
-connections: a dyno only has parked connections after it answered, and a failed connect
-drops them.
+ends is opt-in (docs/platform.md, "Routing behaviour"; since Vegur 2.0.0), and so it is
+here: ``enabled`` is off unless the router runs with ``--backend-keepalive on`` or an
+operator switches it (``POST /admin/keepalive``, ``simctl router keepalive``). A new
+connection per request costs a connect, an accept and a close in every process on the
+path (router, the link's proxy, the dyno), and on a real router a TIME_WAIT port
+(incident A2), which is why it is a mitigation. Connect failures, quarantine and H19/H21
+still come from new connections: a dyno only has parked connections after it answered,
+and a failed connect drops them.
 
 A connection is reused only while it is quiet: a peer that closed it (or a proxy that
 was disabled) has shown EOF by then, and anything else arriving while parked closes it.

@@ -1,4 +1,4 @@
-"""Per-router dyno quarantine (domain.md 3.1).
+"""Per-router dyno quarantine (docs/platform.md, "Routing behaviour").
 
 A dyno that refused a connection, or did not accept one within ``timing.connect_timeout``,
 is left alone by this router for ``timing.quarantine`` seconds. When that time is up one

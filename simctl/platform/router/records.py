@@ -13,7 +13,7 @@ is ``{"seq": N, "op": OP, ...}``:
 
 with DYNO = {"name": "web.1", "address": "127.0.0.1:P", "state": "up|starting|crashed|down"}.
 Anything else (bad JSON, a missing field, a wrong type, an unknown op or app) is a
-``RecordError``: the follower stops applying rather than guess (domain.md 5.1).
+``RecordError``: the follower stops applying rather than guess (docs/platform.md, "State sync").
 """
 
 from __future__ import annotations

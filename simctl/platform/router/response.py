@@ -8,7 +8,8 @@ which does only what relaying needs and maps what it rejects to Heroku's codes:
   space before it may not be missing: ``HTTP/1.1 200`` is H17), a header line without a
   colon, obsolete line folding, a bad chunk size: ``ResponseError("H17")``
 - Content-Length values that disagree or are not numbers, or a head over 512 KiB:
-  ``ResponseError("H25")`` (HTTP Restriction, domain.md 2.6)
+  ``ResponseError("H25")`` (HTTP Restriction,
+  docs/platform.md, "Vegur's failures and their codes")
 - the connection closing before the response is complete: ``Truncated``
 
 ``next_event()`` returns a ``Head``, body bytes, ``END`` or ``NEED_DATA``. Bodies come
