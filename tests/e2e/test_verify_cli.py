@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from simctl.backends import procs
+from simctl.errors import ToxiproxyError, ToxiproxyUnreachable
 from simctl.faults.client import ToxiproxyClient
 from simctl.pytest_plugin import free_port_offset
 
@@ -56,10 +57,9 @@ def read_state(env: dict[str, str], project: str) -> dict[str, Any] | None:
 
 
 def toxics_on(url: str, proxy: str) -> list[Any]:
-    try:
-        return ToxiproxyClient(url, timeout=1).proxy(proxy).toxics
-    except Exception:
-        return []
+    """The proxy's toxics; an unreachable fault plane or a missing proxy raises, so that
+    "no toxics left" is never claimed for a fault plane that is not there."""
+    return ToxiproxyClient(url, timeout=1).proxy(proxy).toxics
 
 
 def wait_for_fault(env: dict[str, str], project: str, proc: subprocess.Popen[str],
@@ -72,8 +72,12 @@ def wait_for_fault(env: dict[str, str], project: str, proc: subprocess.Popen[str
         if state is not None:
             for p in state["processes"].values():
                 seen[p["pid"]] = p["started"]
-            if state.get("complete") and toxics_on(state["toxiproxy_url"], "web.1"):
-                return str(state["toxiproxy_url"])
+            if state.get("complete"):
+                try:  # the fault plane or web.1's proxy may not be there yet
+                    if toxics_on(state["toxiproxy_url"], "web.1"):
+                        return str(state["toxiproxy_url"])
+                except (ToxiproxyError, ToxiproxyUnreachable):
+                    pass
         time.sleep(0.05)
     raise AssertionError("the fault never appeared")
 
