@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("simctl", "tests", "docs", "bench", "scripts")
+SCANNED = ("simctl", "tests", "docs", "bench", "scripts", "stack", "scenarios", "runbooks",
+           "examples", ".ci")
 ALWAYS_THERE = {"CHANGELOG.md", "README.md"}
 
 REFERENCE = re.compile(r"(?<![\w/.-])(?P<ref>[\w/.-]*[\w-]\.md)\b")
@@ -64,12 +65,17 @@ def hash_comments(text: str) -> list[tuple[int, str]]:
 
 
 def prose(path: Path, root: Path) -> list[tuple[int, str]]:
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in {".py", ".md", *HASH_COMMENTED, ""}:
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return []  # not text
     if path.suffix == ".py":
         return python_prose(text, test_code=path.is_relative_to(root / "tests"))
     if path.suffix == ".md":
         return markdown_prose(text)
-    if path.suffix in HASH_COMMENTED:
+    if path.suffix in HASH_COMMENTED or text.startswith("#!"):
         return hash_comments(text)
     return []
 
