@@ -385,8 +385,8 @@ class ComposeBackend(ProjectQueries):
             return False
 
     def _wait(self, state: ProjectState, names: list[str]) -> None:
-        urls = {n: state.processes[n].health_url for n in names if state.processes[n].health_url}
-        failed = wait_healthy(urls, self.start_timeout,  # type: ignore[arg-type]
+        urls = {n: url for n in names if (url := state.processes[n].health_url)}
+        failed = wait_healthy(urls, self.start_timeout,
                               alive=self._running)
         if failed:
             name, report = next(iter(sorted(failed.items())))

@@ -195,9 +195,9 @@ class LocalBackend(ProjectQueries):
         return entry
 
     def _wait(self, state: ProjectState, names: list[str]) -> None:
-        urls = {n: state.processes[n].health_url for n in names if state.processes[n].health_url}
+        urls = {n: url for n in names if (url := state.processes[n].health_url)}
         failed = wait_healthy(
-            urls,  # type: ignore[arg-type]
+            urls,
             self.start_timeout,
             alive=lambda n: procs.alive(state.processes[n].pid, state.processes[n].started),
         )
@@ -390,7 +390,7 @@ class LocalBackend(ProjectQueries):
         if not current and saved is None:
             raise InvalidInput(f"no app {app!r} in project {self.project!r}")
         client = ToxiproxyClient(state.toxiproxy_url)
-        template = current[0] if current else ProcessState(**saved)  # type: ignore[arg-type]
+        template = current[0] if current else ProcessState(**(saved or {}))
         if count > len(current):
             assert template is not None
             for index in range(len(current) + 1, count + 1):

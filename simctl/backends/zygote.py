@@ -25,6 +25,7 @@ def _preload() -> None:
     from simctl.platform.__main__ import SERVICES, main
 
     for name in SERVICES:
+        # The type: ignore below: click allows no context for a lookup.
         main.get_command(None, name)  # type: ignore[arg-type]
 
 

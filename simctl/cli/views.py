@@ -30,6 +30,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 def _seconds(text: str) -> int:
+    # The type: ignore below: the option's type validated the text.
     number, unit = _DURATION.match(text).groups()  # type: ignore[union-attr]
     return int(number) * {"s": 1, "m": 60, "h": 3600}[unit]
 

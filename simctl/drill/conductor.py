@@ -140,6 +140,7 @@ class DrillRun(_Run):
                 self._phase_is("preflight")
                 self._preflight()
                 self._start_load()
+                # The type: ignore below: _start_load() sets the observer.
                 self.observer.probes.append(self._dropped)  # type: ignore[union-attr]
                 self._phase_is("steady")
                 self._steady_state()

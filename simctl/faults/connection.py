@@ -63,8 +63,9 @@ class Side(asyncio.Protocol):
     # -- protocol callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
         # Bulk transfers pause and resume the source far less with a larger write buffer.
+        # The type: ignore below: a stream transport has it.
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)  # type: ignore[attr-defined]
         self.conn.side_made(self)
 
@@ -113,7 +114,7 @@ class Side(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if not self.closing and data:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)  # type: ignore[union-attr]  # see __init__
 
     def close(self) -> None:
         if not self.closing and self.transport is not None:
@@ -214,7 +215,7 @@ class Side(asyncio.Protocol):
         self.out_link = self.in_link = None
         self.transport = None
         self._writable = None
-        self.conn = None  # type: ignore[assignment]
+        self.conn = None  # type: ignore[assignment]  # dropped for the collector; never used again
 
     def set_linger_rst(self) -> None:
         sock = self.transport.get_extra_info("socket") if self.transport else None

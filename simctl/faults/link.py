@@ -181,6 +181,7 @@ class Link:
 
     def _append(self, spec: ToxicSpec) -> Stub:
         self.unsplice()
+        # The type: ignore below: output is set just below.
         stub = Stub(spec, Channel(spec.kind.buffer_size), None, self.rng_for(spec))  # type: ignore[arg-type]
         if self.target is None:
             self.src.start_stamped()  # chunks now count their time from arrival
@@ -195,6 +196,7 @@ class Link:
             last.output = stub.input
         else:
             # Retiring chain: the writer still holds older data in its channel.
+            # The type: ignore below: the writer's channel takes the same items.
             stub.output = self.writer_channel  # type: ignore[assignment]
             self.target = stub.input
         self.stubs.append(stub)
@@ -307,7 +309,7 @@ class Link:
         """Write a chunk put while the writer is idle at once (a timer delivering it)."""
         if item is EOF or self.dest.write_paused:
             return False
-        data = item.data  # type: ignore[attr-defined]
+        data = item.data  # type: ignore[attr-defined]  # anything but EOF is a chunk
         self.sent += len(data)
         self.dest.write(data)
         return True

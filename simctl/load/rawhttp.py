@@ -82,7 +82,7 @@ class _Connection(asyncio.Protocol):
     # asyncio callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

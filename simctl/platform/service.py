@@ -110,6 +110,7 @@ class Service:
             await runner.cleanup()
             raise
         self._runner = runner
+        # The type: ignore below: set once started.
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://{host}:{self.port}"
         if self.health.status == "starting":

@@ -182,6 +182,7 @@ def _faults(data: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _check_faults(data: dict[str, Any], ctx: Context) -> None:
+    # The type: ignore below: _dyno_names copes with no stack.
     dynos = _dyno_names(data, ctx.stack)  # type: ignore[arg-type]
     for index, item in _faults(data):
         keys = [k for k in item if k in ACTION_KEYS]
@@ -213,6 +214,7 @@ def _check_toxic_names(data: dict[str, Any], ctx: Context) -> None:
         if not isinstance(proxy, str) or not isinstance(kind, str):
             continue
         name = toxic.get("name") or f"{kind}_{toxic.get('stream', 'downstream')}"
+        # The type: ignore below: bad input: reported elsewhere.
         end = start + _seconds(item["for"]) if "for" in item else float("inf")  # type: ignore[operator]
         for other, other_start, other_end in seen.get((proxy, str(name)), []):
             if start < other_end and other_start < end:

@@ -84,6 +84,7 @@ def check(data: dict[str, Any], add: Any) -> None:
         throughout = _seconds(item.get("throughout"))
         if within is not None and start is not None and start >= within:
             add(("symptoms", index, "within"), f"within {item['within']} ends before the "
+                # The type: ignore below: start is not None, so followed is set.
                 f"fault '{item['after']}' is applied (at {followed['at']})")  # type: ignore[index]
         if within is not None and throughout is not None and (start or 0) + throughout > within:
             add(("symptoms", index, "throughout"), f"throughout {item['throughout']} cannot "

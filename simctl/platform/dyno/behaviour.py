@@ -27,6 +27,7 @@ prefix, default "/") and ``fraction`` (the share of matching requests, default 1
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,8 +131,8 @@ def parse(data: object) -> Behaviour:
     return result
 
 
-def _hint(word: str, choices: object) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)  # type: ignore[call-overload]
+def _hint(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 

@@ -144,6 +144,7 @@ class LogplexService(Service):
             drain = HttpDrain(spec, timing, self.metrics, self.rods, log=self.log,
                               rng=random.Random(rng.random()), on_change=self._refresh_health)
             self.drains[spec.name] = drain
+            # The type: ignore below: force=True always gives a channel.
             self._channel(spec.app, force=True).drains.append(drain)  # type: ignore[union-attr]
         self.metrics.tail_sessions.set_function(lambda: len(self.tails))
 

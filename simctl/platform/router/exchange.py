@@ -342,7 +342,7 @@ class Exchange:
                     backend.write(b"0\r\n\r\n")
                 return
             if kind is h11.Data and not backend.closed:
-                data = event.data  # type: ignore[attr-defined]
+                data = event.data  # type: ignore[attr-defined]  # kind is h11.Data, checked above
                 if chunked:
                     if data:
                         backend.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -380,7 +380,8 @@ class Exchange:
                 continue
             kind = type(event)
             if kind is bytes:
-                conn.send_data(event)  # type: ignore[arg-type]
+                conn.send_data(event)  # type: ignore[arg-type]  # kind is bytes, checked above
+                # The type: ignore below: kind is bytes, checked above.
                 self.nbytes += len(event)  # type: ignore[operator, arg-type]
                 if conn.write_paused:
                     await self._drain_client()
@@ -388,7 +389,7 @@ class Exchange:
                 conn.end_response()
                 return
             else:
-                self._send_head(event)  # type: ignore[arg-type]
+                self._send_head(event)  # type: ignore[arg-type]  # else: a response head
 
     def _send_head(self, resp: Head) -> None:
         self.status = resp.status

@@ -247,9 +247,10 @@ class ClientConnection(asyncio.Protocol):
     # asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else ""
+        # The type: ignore below: see __init__.
         self.transport.set_write_buffer_limits(high=WRITE_LIMIT)  # type: ignore[union-attr]
         self.core.connections.add(self)
         self.core.accepted[self.scheme] += 1
@@ -262,7 +263,7 @@ class ClientConnection(asyncio.Protocol):
             self._dropped += len(data)
             self.rx_at = self.loop.time()
             if self._dropped > LINGER_BYTES:
-                self.transport.abort()  # type: ignore[union-attr]
+                self.transport.abort()  # type: ignore[union-attr]  # see __init__
             return
         if self._eof_fed:
             return
@@ -270,13 +271,13 @@ class ClientConnection(asyncio.Protocol):
         self.rx_at = self.loop.time()
         if len(self._inbuf) > READ_LIMIT and not self._reading_paused:
             self._reading_paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self.transport.pause_reading()  # type: ignore[union-attr]  # see __init__
         self.waker.wake()
 
     def eof_received(self) -> bool:
         self.eof = True
         if self._lingering is not None:
-            self.transport.close()  # type: ignore[union-attr]
+            self.transport.close()  # type: ignore[union-attr]  # see __init__
             return False
         self.waker.wake()
         # keep the write side open (a response may still go out); TLS cannot half-close
@@ -342,7 +343,7 @@ class ClientConnection(asyncio.Protocol):
     def _resume_reading(self) -> None:
         if self._reading_paused and not self.closed and len(self._inbuf) <= READ_LIMIT:
             self._reading_paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
+            self.transport.resume_reading()  # type: ignore[union-attr]  # see __init__
 
     def start_request(self, request: h11.Request | RequestHead) -> None:
         """Note what the response to ``request`` must look like (framing, keep-alive)."""
@@ -427,12 +428,12 @@ class ClientConnection(asyncio.Protocol):
             self._out.clear()
             self._out_size = 0
             if not self.closed:
-                self.transport.write(data)  # type: ignore[union-attr]
+                self.transport.write(data)  # type: ignore[union-attr]  # see __init__
 
     def write(self, data: bytes) -> None:
         self.flush()
         if not self.closed:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)  # type: ignore[union-attr]  # see __init__
 
     def close(self) -> None:
         if self.transport is not None and not self.closed and self._lingering is None:
@@ -469,7 +470,7 @@ class ClientConnection(asyncio.Protocol):
         now = self.loop.time()
         quiet_at = self.rx_at + LINGER_QUIET
         if now >= quiet_at or now >= self._linger_until:
-            self.transport.close()  # type: ignore[union-attr]
+            self.transport.close()  # type: ignore[union-attr]  # see __init__
         else:
             self._lingering = self.loop.call_later(
                 min(quiet_at, self._linger_until) - now, self._linger)
@@ -534,7 +535,7 @@ class ClientConnection(asyncio.Protocol):
                     continue
                 if event is not None:
                     self._resume_reading()  # pipelined requests may have filled the buffer
-                    return event  # type: ignore[return-value]
+                    return event  # type: ignore[return-value]  # fasthead stands in for h11
                 event = h11.NEED_DATA
             if event is h11.NEED_DATA:
                 if self.eof:

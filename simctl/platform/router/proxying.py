@@ -57,7 +57,7 @@ class BackendConnection(asyncio.Protocol):
     # asyncio callbacks ------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
 
     def data_received(self, data: bytes) -> None:
         if self.parked:  # nobody asked: whatever this is, the connection is not reusable
@@ -68,7 +68,7 @@ class BackendConnection(asyncio.Protocol):
         self.rx_at = self.loop.time()
         if len(self.parser._buf) > READ_LIMIT and not self._reading_paused:
             self._reading_paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            self.transport.pause_reading()  # type: ignore[union-attr]  # see __init__
         self.waker.wake()
 
     def eof_received(self) -> bool:
@@ -100,12 +100,12 @@ class BackendConnection(asyncio.Protocol):
         if (event is NEED_DATA and self._reading_paused and not self.closed
                 and len(self.parser._buf) < READ_LIMIT):
             self._reading_paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
+            self.transport.resume_reading()  # type: ignore[union-attr]  # see __init__
         return event
 
     def write(self, data: bytes) -> None:
         if not self.closed:
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)  # type: ignore[union-attr]  # see __init__
 
     def abort(self) -> None:
         if self.transport is not None and not self.closed:

@@ -235,6 +235,7 @@ class LogCapture:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
+        # The type: ignore below: set once started.
         self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/logs"  # type: ignore[union-attr]
         return self
 
@@ -439,6 +440,7 @@ class RouterStack:
 
     async def get(self, path: str = "/", **kwargs: object) -> Reply | None:
         kwargs.setdefault("host", self.domain)
+        # The type: ignore below: kwargs are fetch()'s keywords.
         return await fetch(self.port, path, **kwargs)  # type: ignore[arg-type]
 
     async def line(self, pattern: str, timeout: float = 5.0) -> str:
