@@ -12,7 +12,8 @@ from rich.text import Text
 
 from simctl.cli import render
 from simctl.errors import EXIT_FAILED, EXIT_INVALID, InvalidInput
-from simctl.runbook.check import CheckContext, check_runbook
+from simctl.monitor.rules import default_rules_path
+from simctl.runbook.check import CheckContext, check_alert_runbooks, check_runbook
 from simctl.runbook.model import Runbook, Step
 from simctl.runbook.parser import front_matter_lines, parse_runbook
 from simctl.runbook.shell_guard import allow_shell_callback
@@ -114,8 +115,9 @@ def _runs(step: Step) -> str:
 @runbook.command()
 @click.argument("runbooks", nargs=-1, metavar="[RUNBOOK]...")
 def check(runbooks: tuple[str, ...]) -> None:
-    """Check runbooks (ids or paths; default: all): front matter, sections, steps,
-    simctl commands, referenced scenarios and alerts. Exits 2 on any error; warnings
+    """Check runbooks (ids or paths; default: all, and the runbooks the alert rules
+    link): front matter, sections, steps, simctl commands, referenced scenarios and
+    alerts. Exits 2 on any error; warnings
     (RB009) are printed but do not fail."""
     paths = [catalog.resolve_runbook(r) for r in runbooks] or catalog.runbook_files()
     if not paths:
@@ -123,6 +125,9 @@ def check(runbooks: tuple[str, ...]) -> None:
         return
     context = CheckContext.discover()
     findings = [f for p in paths for f in check_runbook(p, context, catalog.display(p))]
+    if not runbooks:  # the whole catalogue: also the runbooks the alert rules link (RB015)
+        rules = default_rules_path()
+        findings += check_alert_runbooks(context, rules, catalog.display(rules))
     for finding in findings:
         click.echo(str(finding))
     errors = [f for f in findings if f.severity == "error"]

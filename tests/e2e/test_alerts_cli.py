@@ -107,7 +107,7 @@ def test_hung_dyno_fires_and_resolves_router_request_timeouts(env, receiver):
         assert unix(fired["firedAt"]) - load_started(env) <= 15
         table = sim(env, "alerts")
         assert "RouterRequestTimeouts" in table.stdout
-        assert "slow-dyno" in table.stdout  # the runbook id
+        assert "h12-request-timeouts" in table.stdout  # the runbook id
         h12 = sim(env, "query", 'sum(router_requests_total{code="H12"})')
         assert h12.returncode == 0
         assert float(h12.stdout.split()[-1]) > 0

@@ -38,7 +38,7 @@ def hidden_drill(tmp_path, monkeypatch):
     book.append("sli", t=now - 15, success_ratio=0.6, p50_ms=3, p99_ms=3000, rps=30,
                 failed=12, hcodes={"H12": 12}, drain_dropped=0, window_s=1)
     book.append("alert", t=now - 10, alert="RouterRequestTimeouts", state="firing", value=1,
-                summary="H12", runbook="slow-dyno")
+                summary="H12", runbook="h12-request-timeouts")
     return drill
 
 
@@ -58,6 +58,9 @@ async def test_responders_see_no_hidden_entry_and_the_facilitator_sees_all(clien
     assert "score" not in view
     assert "scenario" not in view
     assert "web.1" not in str(view)
+    # the alert links its runbook, named after the symptom: not the hidden scenario's id
+    assert view["entries"][0]["runbook"] == "h12-request-timeouts"
+    assert "slow-dyno" not in str(view)
     full = await (await client.get("/api/drill", headers={TOKEN_HEADER: TOKEN})).json()
     assert [e["kind"] for e in full["entries"]] == ["drill_started", "fault_applied", "alert"]
     assert full["score"]["time_to_alert"] == pytest.approx(10, abs=0.5)

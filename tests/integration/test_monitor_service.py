@@ -26,7 +26,7 @@ groups:
         expr: sum by (job) (rate(app_errors_total[1s])) > 0
         for: 300ms
         labels: {severity: page}
-        annotations: {summary: "errors at {{ $value }}/s", runbook: slow-dyno}
+        annotations: {summary: "errors at {{ $value }}/s", runbook: h12-request-timeouts}
 """
 
 
@@ -112,7 +112,7 @@ async def test_scrape_query_alert_and_webhook(tmp_path: Path, app_target, receiv
             firing = (await get("/api/v1/alerts"))["data"]["alerts"]
             assert firing[0]["labels"] == {"alertname": "AppErrors", "job": "app",
                                            "severity": "page"}
-            assert firing[0]["annotations"]["runbook"] == "slow-dyno"
+            assert firing[0]["annotations"]["runbook"] == "h12-request-timeouts"
             assert float(firing[0]["value"]) > 0
             await task
             await _until(lambda: not monitor.alert_list())

@@ -16,7 +16,7 @@ ROOT = Path(__file__).parents[2]
 BASE = """\
 id: shop-slow
 title: A slow dyno of the shop
-runbook: runbooks/slow-dyno.md
+runbook: runbooks/h12-request-timeouts.md
 difficulty: 1
 {extra}
 faults:

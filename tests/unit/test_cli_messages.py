@@ -76,12 +76,13 @@ def httpserver_answers():
         server.server_close()
 
 
-@pytest.mark.parametrize(("group", "key"), [("scenario", "valid"), ("runbook", "steps")])
-def test_list_json(group: str, key: str) -> None:
+@pytest.mark.parametrize(("group", "key", "known"), [("scenario", "valid", "slow-dyno"),
+                                                     ("runbook", "steps", "h12-request-timeouts")])
+def test_list_json(group: str, key: str, known: str) -> None:
     import json
 
     result = CliRunner().invoke(main, [group, "list", "--json"])
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)
-    assert "slow-dyno" in {entry["id"] for entry in listed}
+    assert known in {entry["id"] for entry in listed}
     assert all(key in entry for entry in listed)

@@ -77,7 +77,8 @@ def test_commands_match_runbook_steps_after_normalising() -> None:
 def test_recorder_records_who_argv_exit_code_and_step(state_dir: Path) -> None:
     d = _drill(hidden=False)
     (d.folder / "steps.json").write_text(json.dumps(
-        {"runbook": "slow-dyno", "steps": [{"id": "s", "commands": [["simctl", "status"]]}]}))
+        {"runbook": "h12-request-timeouts",
+         "steps": [{"id": "s", "commands": [["simctl", "status"]]}]}))
     recording = recorder.before(["status", "--as", "bo"])
     recorder.after(recording, 3)
     entry = read_timeline(d.timeline_path)[-1]
@@ -86,7 +87,7 @@ def test_recorder_records_who_argv_exit_code_and_step(state_dir: Path) -> None:
     assert entry["argv"] == ["status", "--as", "bo"]
     assert entry["exit_code"] == 3
     assert entry["matched_step"] == "s"
-    assert entry["runbook"] == "slow-dyno"
+    assert entry["runbook"] == "h12-request-timeouts"
 
 
 def test_an_unwritable_timeline_never_breaks_a_command(state_dir: Path) -> None:
@@ -198,10 +199,10 @@ def test_responders_do_not_see_which_runbook_a_command_matched_in_a_hidden_drill
     # the runbook (and its step) a command matched name the hidden scenario's runbook
     command = {"t": 1.0, "kind": "command", "hidden": False, "who": "ana",
                "argv": ["proxies"], "exit_code": 0, "duration_s": 0.1,
-               "matched_step": "dyno-view", "runbook": "slow-dyno"}
+               "matched_step": "dyno-view", "runbook": "h12-request-timeouts"}
     shown = responder_view([command], running=True, hidden=True)
     assert shown == [{k: v for k, v in command.items() if k not in ("runbook", "matched_step")}]
-    assert "slow-dyno" not in json.dumps(shown)
+    assert "h12-request-timeouts" not in json.dumps(shown)
     assert responder_view([command], running=False, hidden=True) == [command]
     assert responder_view([command], running=True, hidden=False) == [command]
 

@@ -38,7 +38,7 @@ def sli(book: Timeline, t: float, ratio: float, failed: int) -> None:
 def cmd(book: Timeline, t: float, argv: list[str], step: str | None, who: str = "ana",
         code: int = 0) -> None:
     book.append("command", t=t, who=who, argv=argv, exit_code=code, duration_s=0.4,
-                matched_step=step, runbook="slow-dyno" if step else None)
+                matched_step=step, runbook="h12-request-timeouts" if step else None)
 
 
 def write_drill(path: Path, *, recover: bool = True, ack: bool = True) -> list[dict]:
@@ -52,9 +52,9 @@ def write_drill(path: Path, *, recover: bool = True, ack: bool = True) -> list[d
     book.append("fault_applied", t=FAULT, name="f1", fault_kind="toxic", target="web.1",
                 description="latency 4000 ms on web.1")
     book.append("alert", t=FAULT + 5, alert="RouterRequestTimeouts", state="pending",
-                value=1, summary="H12", runbook="slow-dyno")
+                value=1, summary="H12", runbook="h12-request-timeouts")
     book.append("alert", t=FAULT + 10, alert="RouterRequestTimeouts", state="firing",
-                value=1, summary="H12", runbook="slow-dyno")
+                value=1, summary="H12", runbook="h12-request-timeouts")
     end = 100 if recover else 130
     for i in range(0, end + 10):  # 10 failed a second until recovery: 60 s below the SLO
         bad = i < 60 or (not recover)

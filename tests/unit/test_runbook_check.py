@@ -6,9 +6,17 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from simctl.cli import main
-from simctl.runbook.check import RULES, WARNINGS, CheckContext, check_runbook, parse_command
+from simctl.runbook.check import (
+    RULES,
+    WARNINGS,
+    CheckContext,
+    check_alert_runbooks,
+    check_runbook,
+    parse_command,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -87,6 +95,10 @@ EXPECTED = {
         "{f}:36: RB009 warning: step 'shell-touch' runs non-simctl commands ('touch "
         "\"$SIMCTL_TEST_MARKER\"'), so it runs only with --allow-shell",
     ],
+    "slow-drain": [
+        "{f}:2: RB015 runbook id 'slow-drain' names a scenario: it would give away a hidden "
+        "drill (name it after the symptom or alert on-call sees)",
+    ],
     "run-steps": [
         "{f}:38: RB006 'simctl inject web.1 no-such-toxic': simctl inject: Invalid value for "
         "'TYPE': unknown toxic type 'no-such-toxic' (choose from: bandwidth, latency, "
@@ -128,6 +140,45 @@ def test_every_rule_has_a_fixture() -> None:
     used = {line.split(": ", 1)[1].split()[0] for lines in EXPECTED.values() for line in lines}
     # RB014 needs a rule file without the alert: tests/unit/test_monitor_rules.py
     assert used | {"RB014"} == set(RULES)
+
+
+ALERT_RULES = """\
+groups:
+  - name: g
+    rules:
+      - alert: LogDrainDropping
+        expr: up == 0
+        annotations:
+          summary: drops
+          runbook: slow-drain
+      - alert: LogDrainFailing
+        expr: up == 0
+        annotations: {summary: fails, runbook: logplex-drain-backlog}
+      - alert: Flowing
+        expr: up == 0
+        annotations: {summary: flows, runbook: every-action}
+"""
+
+
+def test_an_alert_linking_a_scenario_named_runbook_gives_away_a_hidden_drill(
+        tmp_path: Path, context: CheckContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "alerts.yaml"
+    rules.write_text(ALERT_RULES)
+    findings = [str(f) for f in check_alert_runbooks(context, rules, "alerts.yaml")]
+    tail = ("names a scenario: it would give away a hidden drill (name the runbook after the "
+            "symptom)")
+    assert findings == [
+        f"alerts.yaml:8: RB015 alert 'LogDrainDropping': runbook 'slow-drain' {tail}",
+        f"alerts.yaml:14: RB015 alert 'Flowing': runbook 'every-action' {tail}"]
+    # `runbook check` with no runbook named checks the alert rules too
+    monkeypatch.setenv("SIMCTL_RULES", str(rules))
+    monkeypatch.setenv("SIMCTL_SCENARIOS_DIR", "scenarios/valid")
+    monkeypatch.setenv("SIMCTL_RUNBOOKS_DIR", "runbooks")
+    result = CliRunner().invoke(main, ["runbook", "check"])
+    assert result.exit_code == 2
+    assert f"{rules}:8: RB015 alert 'LogDrainDropping'" in result.stdout
+    rules.write_text("groups: [\n")  # a broken rule file is `alerts check`'s business
+    assert check_alert_runbooks(context, rules) == []
 
 
 def test_severity(context: CheckContext) -> None:

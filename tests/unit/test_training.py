@@ -59,7 +59,7 @@ def test_every_catalogue_scenario_has_checkable_objectives() -> None:
 
 def test_lint_checks_objective_steps_and_probes(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "runbooks", tmp_path / "runbooks")
-    runbook = tmp_path / "runbooks" / "slow-dyno.md"
+    runbook = tmp_path / "runbooks" / "h12-request-timeouts.md"
     runbook.write_text(runbook.read_text().replace(
         "simctl logs --dyno router -n 300", "curl -s http://127.0.0.1:21201/"))
     (tmp_path / "scenarios").mkdir()
@@ -76,7 +76,8 @@ def test_lint_checks_objective_steps_and_probes(tmp_path: Path) -> None:
     assert "did you mean 'take-dyno-out'" \
         in result.output
     assert "is not one of the scenario's symptom or recovery probes" in result.output
-    assert "step 'router-lines' of runbooks/slow-dyno.md has no simctl command" in result.output
+    assert "step 'router-lines' of runbooks/h12-request-timeouts.md has no simctl command" \
+        in result.output
 
 
 def _timeline(tmp_path: Path, entries: list[tuple[str, dict[str, object]]]) -> Path:
@@ -213,7 +214,7 @@ def test_the_drill_page_ticks_a_lessons_objectives(tmp_path: Path,
     drill.save()
     Timeline(drill.timeline_path).append(
         "command", t=1001.0, who="ana", argv=["logs", "--dyno", "router", "-n", "300"],
-        exit_code=0, matched_step="router-lines", runbook="slow-dyno")
+        exit_code=0, matched_step="router-lines", runbook="h12-request-timeouts")
     shown = drill_view(drill, facilitator=False)["objectives"]
     assert [o["met"] for o in shown] == [True, False, False, False]
     drill.options["guided"] = False
