@@ -1,5 +1,5 @@
 """`simctl verify --parallel N`: N stacks side by side, each running a shard of the
-selection (docs/ci.md, "Several stacks at once").
+selection (docs/ci.md, "Several stacks on one machine").
 
 Each part is a child `simctl verify --shard I/N` with its own project name
 (`PROJECT-pI`) and port offset (`--port-offset` + 1500 x (I-1): stacks that far apart

@@ -6,6 +6,8 @@ Python comments, docstrings and string constants with spaces in them (help texts
 of YAML, shell and TOML files, and Markdown outside fenced code. It resolves against the
 repository root, docs/, the citing file's folder, runbooks/ and, for tests, the fixtures.
 Not citations: a file argument (``--md r.md``) and a placeholder (``runbooks/ID.md``).
+A section named after the page (``docs/platform.md, "H-codes"``) must be in one of its
+headings, or a bold paragraph lead, so that a renamed section is noticed too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE_CODE = re.compile(r"`[^`]*`")
 DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 HASH_COMMENTED = {".yaml", ".yml", ".sh", ".toml"}
+SECTION = re.compile(r'[,:]\s*"(?P<section>[^"\n]+)"')  # right after the page: , "Name"
+TITLE = re.compile(r"^#+\s+(.*)$|\*\*([^*]+)\*\*", re.M)
 
 
 def python_prose(text: str, test_code: bool) -> list[tuple[int, str]]:
@@ -80,17 +84,23 @@ def prose(path: Path, root: Path) -> list[tuple[int, str]]:
     return []
 
 
-def resolves(ref: str, citing: Path, root: Path) -> bool:
-    if ref in ALWAYS_THERE or PLACEHOLDER.match(Path(ref).stem):
-        return True
+def resolve(ref: str, citing: Path, root: Path) -> Path | None:
+    """The cited file, or None when the repository does not have it."""
     places = [root, root / "docs", citing.parent, root / "runbooks"]
     if (root / "tests") in citing.parents:
         fixtures = root / "tests" / "fixtures"
         places += [fixtures, *(p for p in fixtures.rglob("*") if p.is_dir())]
-    name = Path(ref).name
-    return any((place / ref).is_file() or (ref.startswith("runbooks/") and
-                                            (place / name).is_file())
-               for place in places)
+    for place in places:
+        for candidate in (place / ref, place / Path(ref).name):
+            if candidate.is_file() and (candidate == place / ref or ref.startswith("runbooks/")):
+                return candidate
+    return None
+
+
+def has_section(page: Path, section: str) -> bool:
+    wanted = section.replace("`", "").strip().lower()
+    return any(wanted in "".join(title).replace("`", "").lower()
+               for title in TITLE.findall(page.read_text(encoding="utf-8")))
 
 
 def scanned_files(root: Path) -> list[Path]:
@@ -106,10 +116,17 @@ def dangling_citations(root: Path) -> list[str]:
     for path in scanned_files(root):
         for number, text in prose(path, root):
             for match in REFERENCE.finditer(text):
-                if FILE_ARGUMENT.search(text[:match.start()]):
+                ref = match["ref"]
+                if (FILE_ARGUMENT.search(text[:match.start()]) or ref in ALWAYS_THERE
+                        or PLACEHOLDER.match(Path(ref).stem)):
                     continue
-                if not resolves(match["ref"], path, root):
-                    dangling.append(f"{path.relative_to(root)}:{number}: {match['ref']}")
+                page = resolve(ref, path, root)
+                where = f"{path.relative_to(root)}:{number}: {ref}"
+                if page is None:
+                    dangling.append(where)
+                elif ((section := SECTION.match(text, match.end()))
+                      and not has_section(page, section["section"])):
+                    dangling.append(f'{where}, "{section["section"]}"')
     return list(dict.fromkeys(dangling))  # a docstring is also a string constant
 
 
@@ -121,7 +138,7 @@ def test_every_cited_page_is_in_the_repository() -> None:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "platform.md").write_text("# The platform\n")
+    (tmp_path / "docs" / "platform.md").write_text("# The platform\n\n## H-codes\n")
     (tmp_path / "README.md").write_text("See docs/platform.md and CHANGELOG.md.\n")
     (tmp_path / "simctl").mkdir()
     return tmp_path
@@ -139,6 +156,13 @@ def test_comments_yaml_and_markdown_are_read(tree: Path) -> None:
     (tree / "docs" / "d.md").write_text("See style.md.\n\n```\ncat nowhere.md\n```\n")
     assert sorted(dangling_citations(tree)) == [
         "docs/d.md:1: style.md", "simctl/b.py:1: design.md", "simctl/c.yaml:1: toxiproxy-api.md"]
+
+
+def test_a_section_the_page_lacks_is_found(tree: Path) -> None:
+    (tree / "docs" / "platform.md").write_text("# The platform\n\n## H-codes: `codes.py`\n")
+    (tree / "simctl" / "f.py").write_text(
+        '"""Codes (docs/platform.md, "H-codes"); lines (docs/platform.md, "Log format")."""\n')
+    assert dangling_citations(tree) == ['simctl/f.py:1: docs/platform.md, "Log format"']
 
 
 def test_file_arguments_paths_and_placeholders_are_not_citations(tree: Path) -> None:
