@@ -2,7 +2,7 @@
 # Create .venv (if missing) and install simctl into it, with the extras named as arguments:
 #   scripts/setup.sh           simctl alone (the local backend)
 #   scripts/setup.sh docker    and the Docker SDK, for `simctl up --backend compose`
-#   scripts/setup.sh test      and what the tests need (lint, pytest, the Docker SDK too)
+#   scripts/setup.sh test      and what the tests need (lint, mypy, pytest, the Docker SDK too)
 # Several extras may be given (`scripts/setup.sh test docker`); extras installed before stay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
