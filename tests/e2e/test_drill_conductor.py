@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from simctl.pytest_plugin import free_port_offset
+from simctl.scenario import catalog
 
 pytestmark = pytest.mark.slow
 SIM = [sys.executable, "-m", "simctl"]
@@ -157,7 +158,7 @@ def test_hidden_concealed_drill_shows_responders_no_scenario_or_fault(stack: Sta
     assert applied["hidden"]
     neutral = applied["description"].rsplit(" as ", 1)[1]
     assert neutral.startswith("t-")
-    stack.wait_for(drill_id, "alert")
+    alert = stack.wait_for(drill_id, "alert")
     secrets = ["slow-drain", "slow-consumer", "latency", neutral, "toxic"]
     outputs = {}
     for args in (["drill", "status"], ["drill", "status", "--json"], ["drill", "list"],
@@ -172,6 +173,10 @@ def test_hidden_concealed_drill_shows_responders_no_scenario_or_fault(stack: Sta
         assert len(done.stderr.splitlines()) == 1
         outputs[" ".join(args)] = done.stdout + done.stderr
     assert "msg=load run=" + drill_id in outputs["logs -n 200"]  # the logs were really read
+    # the page links its runbook, named after the symptom: no scenario's id (RB015)
+    assert alert["runbook"]
+    assert alert["runbook"] in outputs["alerts"]
+    assert alert["runbook"] not in {p.stem for p in catalog.scenario_files()}
     for command, text in outputs.items():
         for secret in secrets:
             # whole words: the alert RouterLatencyP99High is a symptom, not the fault type

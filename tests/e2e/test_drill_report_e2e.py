@@ -71,6 +71,10 @@ def test_scripted_hidden_drill_and_its_report(tmp_path: Path) -> None:
                        and a["state"] == "firing" for a in alerts)
 
         _wait(firing, 60, "RouterRequestTimeouts firing")
+        # the page links its runbook by the symptom, not by the hidden scenario's id
+        table = sim("alerts")
+        assert "h12-request-timeouts" in table.stdout
+        assert "slow-dyno" not in table.stdout
         refused = sim("report")  # hidden and running: the report would name the fault
         assert refused.returncode == 8
         assert "running and hidden" in refused.stderr
