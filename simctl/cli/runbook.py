@@ -41,19 +41,22 @@ def list_(as_json: bool) -> None:
         return
     table = render.table("id", "title", "alerts", "scenarios", "steps", "file", ids=("id",))
     listed = []
+    secret = _scenarios_hidden()
     for path in paths:
         book = parse_runbook(path)
         front = book.front
+        scenarios = ["(hidden during the drill)"] if secret else list(front.scenarios) if front \
+            else []
         runnable = sum(1 for s in book.steps if s.executable)
         listed.append({"id": book.id, "file": catalog.display(path), "title": book.title or None,
                        "alerts": list(front.alerts) if front else [],
-                       "scenarios": list(front.scenarios) if front else [],
+                       "scenarios": scenarios,
                        "steps": [{"id": s.id, "section": s.section, "runs": _runs(s)}
                                  for s in book.steps]})
         table.add_row(
             Text(book.id), Text(book.title or "(no valid front matter)"),
             Text(", ".join(front.alerts) if front else ""),
-            Text(", ".join(front.scenarios) if front else ""),
+            Text(", ".join(scenarios)),
             f"{len(book.steps)} ({runnable} simctl-only)",
             Text(catalog.display(path)),
         )
@@ -78,8 +81,10 @@ def show(runbook_ref: str) -> None:
     console.print(Text(f"{book.id}: {book.title}", style="bold"))
     if book.front is not None:
         front = book.front
+        scenarios = "(hidden during the drill)" if _scenarios_hidden() \
+            else ", ".join(front.scenarios) or "-"
         console.print(Text(f"alerts: {', '.join(front.alerts) or '-'}   scenarios: "
-                           f"{', '.join(front.scenarios) or '-'}   owner: {front.owner or '-'}"))
+                           f"{scenarios}   owner: {front.owner or '-'}"))
     else:
         console.print(Text("no valid front matter (see `simctl runbook check`)"))
     console.print(Markdown(_prose(path, book), code_theme="ansi_dark"))
@@ -91,6 +96,14 @@ def show(runbook_ref: str) -> None:
         table.add_row(Text(step.id or ""), Text(step.section or "-"), str(step.line), runs,
                       Text(commands))
     console.print(render.fit_ids(table))
+
+
+def _scenarios_hidden() -> bool:
+    """A hidden drill runs: a runbook's list of scenarios would name the one injected."""
+    from simctl.cli.options import default_project
+    from simctl.drill.conceal import hides_scenarios
+
+    return hides_scenarios(default_project())
 
 
 def _prose(path: Path, book: Runbook) -> str:

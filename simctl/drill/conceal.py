@@ -55,3 +55,18 @@ def refuse_inspection(project: str, command: str) -> None:
     raise Concealed(f"{command} is not available during drill {drill.id}: the fault plane is "
                     f"concealed; diagnose from symptoms (the facilitator can run it with "
                     f"{state.TOKEN_ENV})")
+
+
+def hides_scenarios(project: str) -> bool:
+    """True while a hidden drill of ``project`` runs and the caller has no valid token: then
+    responder-facing output (a runbook's ``scenarios:`` list, say) must not name scenarios."""
+    drill_id = state.active_id(project)
+    if drill_id is None:
+        return False
+    try:
+        drill = state.load(state.drills_root(project) / drill_id)
+    except SimctlError:
+        return False
+    if not (drill.running and drill.hidden):
+        return False
+    return not drill.token_ok(os.environ.get(state.TOKEN_ENV))

@@ -214,3 +214,20 @@ def test_the_page_is_acknowledged_once_by_the_first_responder(state_dir: Path) -
     assert drill_state.acknowledge(d, "bo") == ("ana", False)
     acks = [e for e in read_timeline(d.timeline_path) if e["kind"] == "ack"]
     assert [e["who"] for e in acks] == ["ana"]
+
+
+def test_runbook_show_and_list_hide_the_scenarios_a_runbook_covers_in_a_hidden_drill(
+        state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    before = runner.invoke(main, ["runbook", "show", "h12-request-timeouts"])
+    assert "scenarios: slow-dyno" in before.output
+    _drill(hidden=True)
+    for args in (["runbook", "show", "h12-request-timeouts"], ["runbook", "list"],
+                 ["runbook", "list", "--json"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert "slow-dyno" not in result.output, args
+        assert "hidden during the drill" in result.output
+    monkeypatch.setenv("SIMCTL_DRILL_TOKEN", "tok")  # the facilitator sees everything
+    assert "scenarios: slow-dyno" in runner.invoke(
+        main, ["runbook", "show", "h12-request-timeouts"]).output
