@@ -129,8 +129,47 @@ def start(run: Any) -> AlertWatch | None:
         run.result.notes.append("the stack runs no monitor: the scenario's alerts were not "
                                 "checked")
         return None
+    # A run right after another (a control pass leaves its incident to the rollback) can find
+    # the same alert still firing from before; it would not fire anew for this run.
+    _wait_quiet(url, names, RESOLVE_WAIT.get(run.timing, 150.0))
     within = max((item.within for item in run.scenario.symptoms), default=0.0)
-    return AlertWatch(url, [AlertCheck(str(n), within) for n in names], time.monotonic())
+    lag = _rule_lags(run.timing)
+    return AlertWatch(url, [AlertCheck(str(n), within + lag.get(str(n), 0.0)) for n in names],
+                      time.monotonic())
+
+
+def _wait_quiet(url: str, names: list[str], timeout: float) -> None:
+    """Wait (at most ``timeout``) until none of ``names`` is firing or pending."""
+    endpoint = url.rstrip("/") + "/api/v1/alerts"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(endpoint, timeout=2) as response:  # noqa: S310
+                alerts = json.loads(response.read())["data"]["alerts"]
+        except (OSError, ValueError, KeyError):
+            return  # the watch itself reports an unreachable monitor
+        if not any(a.get("labels", {}).get("alertname") in names for a in alerts):
+            return
+        time.sleep(POLL)
+
+
+# Scrape and evaluation interval of the monitor per timing profile (docs/alerts.md).
+INTERVAL = {"fast": 1.0, "heroku": 5.0}
+TIME_SCALE = {"fast": 10.0, "heroku": 1.0}
+
+
+def _rule_lags(timing: str) -> dict[str, float]:
+    """How long after its condition holds each alert can fire: its rule's ``for`` (scaled as
+    the monitor scales it) plus two intervals (a scrape to see the change, an evaluation to
+    act on it). A symptom seen at the window's end still gets its alert this long after."""
+    from simctl.monitor.rules import load_rules
+
+    try:
+        rules = load_rules(scale=TIME_SCALE.get(timing, 1.0))
+    except Exception:  # a broken rule file fails `up` long before this; check nothing extra
+        return {}
+    interval = INTERVAL.get(timing, 5.0)
+    return {rule.name: rule.duration + 2 * interval for rule in rules.rules()}
 
 
 def check_fired(run: Any, watch: AlertWatch | None) -> str | None:
