@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,11 +100,18 @@ def test_docs_setup_on_a_fresh_clone(tmp_path: Path) -> None:
                                     capture_output=True, timeout=600, check=False)
             assert result.returncode == 0, (command, result.stdout[-3000:],
                                             result.stderr[-3000:])
-        status = subprocess.run([str(simctl), "status"], cwd=clone, env=env, text=True,
-                                capture_output=True, timeout=60, check=False)
-        assert status.returncode == 0, status.stderr
         services = yaml.safe_load((clone / "stack" / "compose.yaml").read_text())["services"]
-        healthy = [ln for ln in status.stdout.splitlines() if " ok " in ln]
+        # A router may still be fetching its first route table just after `up` (degraded,
+        # "no route table yet"): give every service a little while to report ok.
+        deadline = time.monotonic() + 60
+        while True:
+            status = subprocess.run([str(simctl), "status"], cwd=clone, env=env, text=True,
+                                    capture_output=True, timeout=60, check=False)
+            assert status.returncode == 0, status.stderr
+            healthy = [ln for ln in status.stdout.splitlines() if " ok " in ln]
+            if len(healthy) == len(services) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         assert len(healthy) == len(services), status.stdout  # one row per service
     finally:
         down = subprocess.run([str(simctl), "down"], cwd=clone, env=env, text=True,
@@ -126,14 +134,21 @@ def test_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
     env = {**os.environ, "SIMCTL_STATE_DIR": str(tmp_path), "SIMCTL_PROJECT": project,
            "NO_COLOR": "1"}
     with socket.socket() as holder:
+        # SO_REUSEADDR: the previous test's stack leaves 7100 in TIME_WAIT, which would make
+        # a plain bind fail although nothing holds the port (and then `up` would start).
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             holder.bind(("127.0.0.1", 7100))
             holder.listen()
         except OSError:
-            pass  # already held by something else: the same situation
-        result = subprocess.run([sys.executable, "-m", "simctl", "up", "--backend", "compose"],
-                                env=env, capture_output=True, text=True, timeout=120,
-                                check=False)
+            pass  # something listens there already: the same situation
+        try:
+            result = subprocess.run([sys.executable, "-m", "simctl", "up", "--backend",
+                                     "compose"], env=env, capture_output=True, text=True,
+                                    timeout=120, check=False)
+        finally:
+            subprocess.run([sys.executable, "-m", "simctl", "down"], env=env,
+                           capture_output=True, timeout=120, check=False)
     assert result.returncode == 6, result.stdout + result.stderr
     assert re.match(r"error: port \d+ \([\w-]+\) is already in use", result.stderr)
     assert len(result.stderr.strip().splitlines()) == 1

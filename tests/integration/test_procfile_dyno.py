@@ -200,7 +200,7 @@ def test_a_crashed_process_is_marked_crashed_in_sync_and_restarted_like_heroku(
     try:
         wait_until(lambda: receiver.lines().count(
             "heroku[web.2]: State changed from starting to up") == 2, 20)
-        wait_until(lambda: sync_state() == "up")  # the restart said so
+        wait_until(lambda: sync_state() == "up", 30)  # the restart said so (a loaded host: slow)
         wait_until(lambda: receiver.lines().count(
             "heroku[web.2]: State changed from up to crashed") == 2, 10)
         wait_until(lambda: sync_state() == "crashed")
